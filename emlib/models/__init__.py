@@ -1,0 +1,9 @@
+"""One module per model. Each model supplies the pieces the drivers call:
+``check_data``, ``check_params``, ``init_params``, ``log_joint``, ``posterior``,
+``expected_stats``, ``e_step``, ``m_step`` and ``log_likelihood``."""
+from .gaussian_mixture import (
+    ComponentCollapseWarning,
+    GaussianMixture,
+    GaussianMixtureParams,
+    GaussianMixtureStats,
+)

@@ -1,0 +1,1 @@
+"""Variant drivers: each changes one piece of EM and reuses the model interface unchanged."""
