@@ -6,7 +6,11 @@ STAMP  := $(VENV)/.installed-stamp
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 JB     := $(BIN)/jupyter-book build . -n --keep-going
 
-.PHONY: venv book test unit notebooks build-check benchmark clean
+# System packages for the browser tests and the PDF (Debian/Ubuntu, through apt).
+APT_PACKAGES := chromium fonts-dejavu-core poppler-utils latexmk texlive-latex-recommended \
+                texlive-latex-extra texlive-fonts-recommended tex-gyre
+
+.PHONY: venv system-deps book pdf test unit notebooks build-check browser pdf-check exercises-index benchmark clean
 
 # The virtual environment, with emlib (editable) and everything the book and tests need.
 $(STAMP): pyproject.toml
@@ -18,22 +22,48 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+system-deps:
+	@if command -v apt-get >/dev/null; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
+	else echo "system-deps: apt-get not found; install $(APT_PACKAGES) with your package manager"; exit 1; fi
+
 # Execute every chapter and build the HTML book.
 book: $(STAMP)
 	$(JB)
 	@echo "The book is built: open file://$(CURDIR)/_build/html/index.html"
 
-# Unit and property tests, every notebook against its stored outputs, and a strict book build.
-test: unit notebooks build-check
+# Execute every chapter and build the PDF of the whole book (needs `make system-deps`).
+pdf: $(STAMP)
+	$(JB) --builder pdflatex
+	@echo "The PDF is built: $(CURDIR)/_build/latex/em-book.pdf"
+
+# Unit and property tests, every notebook against its stored outputs, a strict HTML build,
+# every page in a real browser, and the PDF. Browser and PDF checks are skipped (with the
+# reason) where Chromium or LaTeX are missing, except under CI=true.
+test: unit notebooks build-check browser pdf-check
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests -q --ignore=tests/built_book
 
 notebooks: $(STAMP)
 	$(BIN)/python -m pytest $(NBVAL) book -q -p no:cacheprovider
 
 build-check: $(STAMP)
 	$(JB) -W
+
+browser: $(STAMP)
+	$(BIN)/python -m pytest tests/built_book/test_browser.py -q
+
+pdf-check: $(STAMP)
+	@if command -v latexmk >/dev/null; then $(JB) --builder pdflatex; \
+	 else echo "pdf-check: latexmk not found, the PDF is not built (run make system-deps)"; fi
+	$(BIN)/python -m pytest tests/built_book/test_pdf.py -q
+
+# Rewrite book/exercises.md from the exercises in the chapters.
+exercises-index: $(STAMP)
+	$(BIN)/python tests/built_book/book_sources.py --write-exercises-index
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/gmm_vs_sklearn.py

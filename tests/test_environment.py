@@ -26,6 +26,8 @@ def pyproject_packages() -> dict[str, str]:
 def conda_packages() -> dict[str, str]:
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     specs = [d for d in env["dependencies"] if isinstance(d, str)]
+    pip_specs = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    specs += [s for s in pip_specs if not s.startswith("-e")]
     packages = dict(normalize(s) for s in specs)
     packages.pop("python")
     packages.pop("pip")

@@ -1,0 +1,53 @@
+"""Build the PDF with pdflatex while keeping Jupyter Book's LaTeX structure (parts, front matter).
+
+sphinx-jupyterbook-latex maps the table of contents onto LaTeX parts and chapters, but it also
+switches the engine to xelatex with unicode-math. This extension runs after it and restores the
+lighter pdflatex route (Debian's texlive-latex-recommended/-extra, texlive-fonts-recommended,
+tex-gyre, latexmk), and teaches pdflatex the Unicode symbols the chapters use in prose.
+"""
+from __future__ import annotations
+
+# Unicode characters that may appear in prose (outside math), mapped to LaTeX.
+UNICODE_TEXT = {
+    "θ": r"\ensuremath{\theta}", "π": r"\ensuremath{\pi}", "μ": r"\ensuremath{\mu}",
+    "σ": r"\ensuremath{\sigma}", "Σ": r"\ensuremath{\Sigma}", "λ": r"\ensuremath{\lambda}",
+    "α": r"\ensuremath{\alpha}", "β": r"\ensuremath{\beta}", "γ": r"\ensuremath{\gamma}",
+    "ρ": r"\ensuremath{\rho}", "η": r"\ensuremath{\eta}", "ℓ": r"\ensuremath{\ell}",
+    "ε": r"\ensuremath{\varepsilon}", "δ": r"\ensuremath{\delta}", "Δ": r"\ensuremath{\Delta}",
+    "∇": r"\ensuremath{\nabla}", "≥": r"\ensuremath{\geq}", "≤": r"\ensuremath{\leq}",
+    "≈": r"\ensuremath{\approx}", "≠": r"\ensuremath{\neq}", "→": r"\ensuremath{\to}",
+    "←": r"\ensuremath{\leftarrow}", "⇒": r"\ensuremath{\Rightarrow}", "↦": r"\ensuremath{\mapsto}",
+    "∞": r"\ensuremath{\infty}", "∈": r"\ensuremath{\in}", "∑": r"\ensuremath{\sum}",
+    "√": r"\ensuremath{\surd}", "±": r"\ensuremath{\pm}", "×": r"\ensuremath{\times}",
+    "·": r"\ensuremath{\cdot}", "⋅": r"\ensuremath{\cdot}", "‖": r"\ensuremath{\Vert}",
+    "∣": r"\ensuremath{\mid}", "⟨": r"\ensuremath{\langle}", "⟩": r"\ensuremath{\rangle}",
+    "∂": r"\ensuremath{\partial}", "∝": r"\ensuremath{\propto}", "⊤": r"\ensuremath{\top}",
+    "ᵀ": r"\ensuremath{^{\top}}", "⁽": r"\ensuremath{^{(}}", "⁾": r"\ensuremath{^{)}}",
+    "ᵗ": r"\ensuremath{^{t}}", "ᵖ": r"\ensuremath{^{p}}", "⁺": r"\ensuremath{^{+}}",
+    "⁻": r"\ensuremath{^{-}}", "⁰": r"\ensuremath{^{0}}", "¹": r"\ensuremath{^{1}}",
+    "²": r"\ensuremath{^{2}}", "³": r"\ensuremath{^{3}}", "₀": r"\ensuremath{_{0}}",
+    "₁": r"\ensuremath{_{1}}", "₂": r"\ensuremath{_{2}}", "₃": r"\ensuremath{_{3}}",
+    "ₖ": r"\ensuremath{_{k}}", "ₙ": r"\ensuremath{_{n}}", "ₜ": r"\ensuremath{_{t}}",
+    "−": r"\ensuremath{-}", "…": r"\ldots{}", "✓": r"\ensuremath{\checkmark}",
+}
+
+
+def use_pdflatex(app, config) -> None:
+    config["latex_engine"] = "pdflatex"
+    config["latex_use_xindy"] = False
+    config["latex_theme"] = "manual"  # jupyterBook.cls needs bbm.sty, outside the lighter TeX packages
+    elements = dict(config["latex_elements"])
+    preamble = elements.get("preamble", "")
+    for line in (r"\usepackage[Latin,Greek]{ucharclasses}", r"\usepackage{unicode-math}"):
+        preamble = preamble.replace(line, "")
+    declarations = "\n".join(
+        rf"\DeclareUnicodeCharacter{{{ord(ch):04X}}}{{{tex}}}" for ch, tex in UNICODE_TEXT.items())
+    elements["preamble"] = preamble + "\n\\usepackage{amssymb}\n" + declarations + "\n"
+    elements["fontpkg"] = r"\usepackage{tgtermes}\usepackage{tgheros}\usepackage{tgcursor}"
+    config["latex_elements"] = elements
+
+
+def setup(app):
+    # After sphinx-jupyterbook-latex's own config-inited handler (default priority 500).
+    app.connect("config-inited", use_pdflatex, priority=900)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,92 @@
+"""Read the book's sources: the chapters in _toc.yml order, their titles, cells and directives."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def toc_files() -> list[Path]:
+    """Every page of the table of contents, root first, as paths with their suffix."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    stems = [toc["root"]] + [c["file"] for part in toc.get("parts", []) for c in part["chapters"]]
+    paths = []
+    for stem in stems:
+        for suffix in (".ipynb", ".md"):
+            if (ROOT / (stem + suffix)).exists():
+                paths.append(ROOT / (stem + suffix))
+                break
+        else:
+            raise FileNotFoundError(f"_toc.yml lists {stem}, which has no .ipynb or .md file")
+    return paths
+
+
+def chapters() -> list[Path]:
+    """The numbered chapters: the notebooks of the table of contents."""
+    return [p for p in toc_files() if p.suffix == ".ipynb"]
+
+
+def markdown_text(path: Path) -> str:
+    """All markdown of a page (for a notebook, its markdown cells joined)."""
+    if path.suffix == ".md":
+        return path.read_text()
+    nb = json.loads(path.read_text())
+    return "\n\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+
+
+def code_cells(path: Path) -> list[dict]:
+    return [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+
+
+def title(path: Path) -> str:
+    """The page's title: its first level-1 heading, without markup."""
+    match = re.search(r"^# (.+)$", markdown_text(path), flags=re.MULTILINE)
+    if not match:
+        raise ValueError(f"{path.name} has no '# Title' heading")
+    return re.sub(r"[`*_]", "", match.group(1)).strip()
+
+
+def directives(path: Path, name: str) -> list[str]:
+    """Labels (or titles) of the ``{name}`` directives of a page, e.g. name='exercise'."""
+    pattern = re.compile(r"^(`{3,}|:{3,})\{" + re.escape(name) + r"\}[^\n]*\n(?:[^\n]*\n)*?\s*:label:\s*(\S+)",
+                         flags=re.MULTILINE)
+    return [m.group(2) for m in pattern.finditer(markdown_text(path))]
+
+
+def figure_outputs(path: Path) -> list[dict]:
+    """The code cells of a notebook that display a figure (a PNG output)."""
+    return [c for c in code_cells(path)
+            if any("image/png" in o.get("data", {}) for o in c.get("outputs", []))]
+
+
+def exercises_index_markdown() -> str:
+    """The text of book/exercises.md: every exercise of every chapter, by chapter."""
+    lines = [
+        "# Exercises",
+        "",
+        "Every exercise in the book, chapter by chapter, for instructors choosing problem sets.",
+        "Each exercise has its solution in a dropdown just below it in its chapter.",
+        "This page is generated from the chapters (`make exercises-index`); a test checks it is current.",
+        "",
+    ]
+    for path in chapters():
+        labels = directives(path, "exercise")
+        if not labels:
+            continue
+        lines += [f"## {title(path)}", "", f"In {{doc}}`{path.stem}`:", ""]
+        lines += [f"- {{ref}}`{label}`" for label in labels]
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] == ["--write-exercises-index"]:
+        (ROOT / "book" / "exercises.md").write_text(exercises_index_markdown())
+    else:
+        sys.exit("usage: python tests/built_book/book_sources.py --write-exercises-index")

@@ -1,0 +1,213 @@
+"""Every page of the built book, opened in headless Chromium (Debian's, driven by Playwright).
+
+For each page: no console errors; every math element typeset by MathJax with no error and no
+raw TeX left; every image loaded; every internal link and anchor resolves; no request leaves
+localhost. A screenshot of each page is saved under _build/screenshots/. A deliberately broken
+copy of a page shows that each check can fail.
+"""
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import unquote, urldefrag, urlparse
+
+import pytest
+
+from .conftest import BUILD, require, require_tool
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed: pip install -e '.[test]'")
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+# Console messages that are known noise of the theme, not defects of the book. Keep it short.
+CONSOLE_ALLOWLIST = (
+    # Chromium asks for /favicon.ico on every page; the book has no favicon.
+    "favicon.ico",
+    # pydata-sphinx-theme logs this on a browser profile that has never stored a light/dark
+    # choice (every fresh headless profile); it then falls back to "auto" as intended.
+    "Got invalid theme mode",
+    # sphinx-thebe 0.3.1 registers its inline configuration script once per reading pass, and
+    # Jupyter Book reads twice, so the second `const THEBE_JS_URL` throws. Thebe (live code in
+    # the page) is not used by this book; nothing else on the page depends on that script.
+    "Identifier 'THEBE_JS_URL' has already been declared",
+)
+
+# Runs in the page once MathJax has finished: the problems it finds in the math.
+MATH_AUDIT_JS = """
+() => {
+  const problems = [];
+  document.querySelectorAll('mjx-merror, merror').forEach(e =>
+      problems.push('MathJax error: ' + (e.getAttribute('data-mjx-error') || e.textContent).slice(0, 120)));
+  document.querySelectorAll('mjx-mtext').forEach(e => {
+      const colour = (e.getAttribute('style') || '') + ' ' + getComputedStyle(e).color;
+      if (/red|rgb\\(255, 0, 0\\)/.test(colour)) problems.push('undefined control sequence: ' + e.textContent.slice(0, 80));
+  });
+  document.querySelectorAll('.math').forEach(e => {
+      if (!e.querySelector('mjx-container')) problems.push('math not typeset: ' + e.textContent.trim().slice(0, 80));
+      else if (/\\\\\\(|\\\\\\[|\\$\\$/.test(e.textContent)) problems.push('raw TeX left: ' + e.textContent.trim().slice(0, 80));
+  });
+  return problems;
+}
+"""
+
+IMAGE_AUDIT_JS = """
+() => Array.from(document.images)
+  .filter(img => !(img.complete && img.naturalWidth > 0 && img.naturalHeight > 0))
+  .map(img => 'image not loaded: ' + img.getAttribute('src'))
+"""
+
+LINKS_JS = "() => Array.from(document.querySelectorAll('a[href]')).map(a => a.href)"
+IDS_JS = "() => Array.from(document.querySelectorAll('[id], a[name]')).map(e => e.id || e.getAttribute('name'))"
+
+
+def book_pages(html_dir: Path) -> list[str]:
+    """Every HTML page of the book, relative to the build root."""
+    skip = {"_static", "_sources", "_images", "_sphinx_design_static"}
+    return sorted(str(p.relative_to(html_dir)) for p in html_dir.rglob("*.html")
+                  if not skip & set(p.relative_to(html_dir).parts))
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def serve():
+    """serve(root) -> base URL of a localhost HTTP server for that folder (one per folder)."""
+    servers = {}
+
+    def start(root: Path) -> str:
+        if root not in servers:
+            handler = functools.partial(_QuietHandler, directory=str(root))
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            servers[root] = server
+        return f"http://127.0.0.1:{servers[root].server_address[1]}/"
+
+    yield start
+    for server in servers.values():
+        server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium = require_tool("chromium")
+    with playwright_api.sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_FLAGS)
+        yield instance
+        instance.close()
+
+
+def audit(browser, base: str, page_path: str, screenshot: Path | None = None) -> tuple[list[str], list[str], set]:
+    """Open one page; return (problems, links found, ids on the page)."""
+    problems: list[str] = []
+    host = urlparse(base).netloc
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+
+    def on_request(route):
+        url = route.request.url
+        if urlparse(url).scheme in ("http", "https", "ws", "wss") and urlparse(url).netloc != host:
+            problems.append(f"request left localhost: {url}")
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route("**/*", on_request)
+    page.on("console", lambda m: m.type == "error" and not any(a in m.text for a in CONSOLE_ALLOWLIST)
+            and problems.append(f"console error: {m.text[:200]}"))
+    page.on("pageerror", lambda e: not any(a in str(e) for a in CONSOLE_ALLOWLIST)
+            and problems.append(f"page error: {e}"))
+    try:
+        response = page.goto(base + page_path, wait_until="load")
+        if response is None or response.status != 200:
+            problems.append(f"HTTP {response.status if response else 'no response'} for {page_path}")
+        page.wait_for_load_state("networkidle")
+        has_math = page.evaluate("() => document.querySelector('.math') !== null")
+        if has_math:
+            try:
+                page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+                                       timeout=20_000)
+                page.evaluate("() => MathJax.startup.promise")
+            except playwright_api.Error as exc:
+                problems.append(f"MathJax did not load: {str(exc)[:120]}")
+        problems += page.evaluate(MATH_AUDIT_JS) if has_math else []
+        problems += page.evaluate(IMAGE_AUDIT_JS)
+        links = page.evaluate(LINKS_JS)
+        ids = set(page.evaluate(IDS_JS))
+        if screenshot is not None:
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot), full_page=True)
+    finally:
+        page.close()
+    return problems, links, ids
+
+
+def broken_links(links: list[str], base: str, root: Path, ids_of) -> list[str]:
+    """Internal links whose file or anchor does not exist. ``ids_of(path)`` gives a page's ids."""
+    problems = []
+    for link in links:
+        url, fragment = urldefrag(link)
+        if not url.startswith(base):
+            continue  # external links (repository, licenses) are not followed
+        target = unquote(url[len(base):]) or "index.html"
+        if target.endswith("/"):
+            target += "index.html"
+        path = root / target
+        if not path.is_file():
+            problems.append(f"broken link: {link}")
+        elif fragment and path.suffix == ".html" and fragment not in ids_of(target):
+            problems.append(f"broken anchor: {link}")
+    return problems
+
+
+def test_every_page(browser, serve, html_dir, subtests=None):
+    """All pages in one browser session; every problem of every page is reported together."""
+    base = serve(html_dir)
+    pages = book_pages(html_dir)
+    assert "index.html" in pages and len(pages) > 3
+    found, links, ids = {}, {}, {}
+    for page_path in pages:
+        shot = BUILD / "screenshots" / (page_path.replace("/", "__").removesuffix(".html") + ".png")
+        found[page_path], links[page_path], ids[page_path] = audit(browser, base, page_path, shot)
+
+    def ids_of(target):
+        if target not in ids:  # a page not in the list (should not happen): open it
+            ids[target] = audit(browser, base, target)[2]
+        return ids[target]
+
+    report = []
+    for page_path in pages:
+        problems = found[page_path] + broken_links(links[page_path], base, html_dir, ids_of)
+        report += [f"{page_path}: {p}" for p in problems]
+    assert not report, "problems in the built book:\n" + "\n".join(report)
+
+
+def test_a_broken_page_is_caught(browser, serve, html_dir, tmp_path):
+    """Break a copy of a page in each way the audit checks; the audit must report each one."""
+    copy = tmp_path / "html"
+    shutil.copytree(html_dir, copy)
+    page = next(p for p in book_pages(copy) if p.endswith("notation.html"))
+    html = (copy / page).read_text()
+    sabotage = (
+        '<p><span class="math notranslate nohighlight">\\(\\undefinedmacro x\\)</span></p>'
+        '<div class="math notranslate nohighlight">\\[\\frac{1}{2}}\\]</div>'
+        '<img src="no-such-image.png" alt="missing">'
+        '<a href="no-such-page.html">broken</a><a href="intro.html#no-such-anchor">broken anchor</a>'
+        '<img src="https://example.org/tracker.png" alt="external">'
+        '<script>console.error("deliberate error")</script>'
+    )
+    (copy / page).write_text(html.replace("</main>", sabotage + "</main>", 1))
+    base = serve(copy)
+    problems, links, _ = audit(browser, base, page)
+    problems += broken_links(links, base, copy, lambda target: audit(browser, base, target)[2])
+    text = "\n".join(problems)
+    for expected in ("undefined control sequence", "MathJax error", "image not loaded",
+                     "broken link", "broken anchor", "request left localhost", "console error"):
+        assert expected in text, f"the audit missed a deliberate '{expected}':\n{text}"

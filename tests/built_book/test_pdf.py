@@ -1,0 +1,79 @@
+"""The PDF of the whole book (`make pdf`): every chapter is in it, and its figures are not blank."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .book_sources import chapters, figure_outputs, markdown_text, title, toc_files
+from .conftest import BUILD, require, require_tool
+
+PDF = Path(os.environ.get("EMBOOK_PDF", BUILD / "latex" / "em-book.pdf"))
+
+
+def normalize(text: str) -> str:
+    """Fold the differences between source text and pdftotext output: quotes, dashes, ligatures,
+    hyphenation at line ends and white space."""
+    for a, b in (("\u2019", "'"), ("\u2018", "'"), ("\u201c", '"'), ("\u201d", '"'), ("\u2013", "-"),
+                 ("\u2014", "-"), ("\ufb01", "fi"), ("\ufb02", "fl"), ("\ufb00", "ff"), ("\ufb03", "ffi")):
+        text = text.replace(a, b)
+    text = re.sub(r"-\n(?=[a-z])", "", text)
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+@pytest.fixture(scope="module")
+def pdf_text() -> str:
+    require_tool("pdftotext")
+    require(PDF.exists(), f"no PDF at {PDF}: run `make pdf` first")
+    return subprocess.run(["pdftotext", "-layout", str(PDF), "-"], check=True, capture_output=True,
+                          text=True).stdout
+
+
+@pytest.mark.parametrize("page", toc_files(), ids=lambda p: p.stem)
+def test_every_chapter_title_is_in_the_pdf(pdf_text, page):
+    assert normalize(title(page)) in normalize(pdf_text)
+
+
+def test_theorems_proofs_and_exercises_come_through(pdf_text):
+    sources = "\n".join(markdown_text(p) for p in toc_files())
+    text = normalize(pdf_text)
+    for directive, word in (("prf:theorem", "theorem"), ("prf:proof", "proof"),
+                            ("exercise", "exercise"), ("solution", "solution")):
+        if "{" + directive + "}" in sources:
+            assert word in text, f"the book has {directive} directives but the PDF never says '{word}'"
+    assert "references" in text
+
+
+def pdf_images() -> list[tuple[int, int]]:
+    """(page, image number) of every image in the PDF, from `pdfimages -list`."""
+    listing = subprocess.run(["pdfimages", "-list", str(PDF)], check=True, capture_output=True, text=True).stdout
+    rows = [line.split() for line in listing.splitlines()[2:] if line.strip()]
+    return [(int(r[0]), int(r[1])) for r in rows if r[2] == "image"]
+
+
+def test_every_figure_is_in_the_pdf_and_not_blank(tmp_path):
+    require_tool("pdfimages")
+    require(PDF.exists(), f"no PDF at {PDF}: run `make pdf` first")
+    n_figures = sum(len(figure_outputs(p)) for p in chapters())
+    images = pdf_images()
+    assert len(images) >= n_figures, f"the notebooks show {n_figures} figures but the PDF holds {len(images)} images"
+    from PIL import Image
+
+    subprocess.run(["pdfimages", "-png", str(PDF), str(tmp_path / "img")], check=True)
+    blank = []
+    for png in sorted(tmp_path.glob("img-*.png")):
+        pixels = np.asarray(Image.open(png).convert("L"), dtype=float)
+        if pixels.size == 0 or pixels.std() < 1.0:  # one flat colour: nothing drawn
+            blank.append(png.name)
+    assert not blank, f"blank images in the PDF: {blank}"
+    # and every page that holds an image renders with ink on it
+    for page in sorted({p for p, _ in images}):
+        out = tmp_path / f"page-{page}"
+        subprocess.run(["pdftoppm", "-r", "20", "-gray", "-png", "-f", str(page), "-l", str(page), str(PDF), str(out)],
+                       check=True)
+        rendered = np.asarray(Image.open(next(tmp_path.glob(f"page-{page}*.png"))), dtype=float)
+        assert (rendered < 200).mean() > 0.01, f"page {page} of the PDF is blank where a figure should be"
