@@ -6,10 +6,16 @@ variant drivers in :mod:`emlib.variants` change one piece at a time.
 from . import bounds, datasets
 from .em import ConvergenceMonitor, EMResult, em
 from .models import ComponentCollapseWarning, GaussianMixture, GaussianMixtureParams, GaussianMixtureStats
+from .models import BayesianGaussianMixture, VariationalPosterior
+from .variants.cavi import CAVIResult, cavi
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BayesianGaussianMixture",
+    "CAVIResult",
+    "VariationalPosterior",
+    "cavi",
     "ComponentCollapseWarning",
     "ConvergenceMonitor",
     "EMResult",

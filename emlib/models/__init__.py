@@ -7,3 +7,4 @@ from .gaussian_mixture import (
     GaussianMixtureParams,
     GaussianMixtureStats,
 )
+from .bayesian_gaussian_mixture import BayesianGaussianMixture, VariationalPosterior
