@@ -1,4 +1,10 @@
 # The two commands a reader needs: `make book` and `make test`. Both create .venv if missing.
+
+# One BLAS thread: the book's matrices are small, so threads only add contention on a shared
+# machine, and a fixed thread count keeps floating-point sums (and so stored outputs) stable.
+export OPENBLAS_NUM_THREADS ?= 1
+export OMP_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin

@@ -8,6 +8,8 @@ from .em import ConvergenceMonitor, EMResult, em
 from .models import ComponentCollapseWarning, GaussianMixture, GaussianMixtureParams, GaussianMixtureStats
 from .models import BayesianGaussianMixture, VariationalPosterior
 from .variants.cavi import CAVIResult, cavi
+from .variants.cem import cem
+from .variants.gem import gem
 
 __version__ = "0.1.0"
 
@@ -23,6 +25,8 @@ __all__ = [
     "GaussianMixtureParams",
     "GaussianMixtureStats",
     "bounds",
+    "cem",
     "datasets",
     "em",
+    "gem",
 ]
