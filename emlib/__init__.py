@@ -7,6 +7,8 @@ from . import bounds, datasets
 from .em import ConvergenceMonitor, EMResult, em
 from .models import ComponentCollapseWarning, GaussianMixture, GaussianMixtureParams, GaussianMixtureStats
 from .models import BayesianGaussianMixture, VariationalPosterior
+from .models import GeneticLinkage, GeneticLinkageParams, GeneticLinkageStats
+from .models import NormalParams, NormalPosterior, NormalStats, NormalWithMissing
 from .variants.cavi import CAVIResult, cavi
 from .variants.cem import cem
 from .variants.gem import gem
@@ -24,6 +26,13 @@ __all__ = [
     "GaussianMixture",
     "GaussianMixtureParams",
     "GaussianMixtureStats",
+    "GeneticLinkage",
+    "GeneticLinkageParams",
+    "GeneticLinkageStats",
+    "NormalParams",
+    "NormalPosterior",
+    "NormalStats",
+    "NormalWithMissing",
     "bounds",
     "cem",
     "datasets",

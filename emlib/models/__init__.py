@@ -8,3 +8,5 @@ from .gaussian_mixture import (
     GaussianMixtureStats,
 )
 from .bayesian_gaussian_mixture import BayesianGaussianMixture, VariationalPosterior
+from .genetic_linkage import GeneticLinkage, GeneticLinkageParams, GeneticLinkageStats
+from .normal_missing import NormalParams, NormalPosterior, NormalStats, NormalWithMissing
