@@ -10,12 +10,19 @@ from .models import BayesianGaussianMixture, VariationalPosterior
 from .models import GeneticLinkage, GeneticLinkageParams, GeneticLinkageStats
 from .models import NormalParams, NormalPosterior, NormalStats, NormalWithMissing
 from .variants.cavi import CAVIResult, cavi
+from .models import PoissonMixture, PoissonMixtureParams, PoissonMixtureStats
+from .params import flatten_params, unflatten_params
+from .rate import em_map, em_map_jacobian
+from .variants._extrapolation import AcceleratedEMResult
+from .variants.aitken import aitken_em, aitken_limit
 from .variants.cem import cem
 from .variants.gem import gem
+from .variants.squarem import squarem
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AcceleratedEMResult",
     "BayesianGaussianMixture",
     "CAVIResult",
     "VariationalPosterior",
@@ -33,10 +40,20 @@ __all__ = [
     "NormalPosterior",
     "NormalStats",
     "NormalWithMissing",
+    "PoissonMixture",
+    "PoissonMixtureParams",
+    "PoissonMixtureStats",
+    "aitken_em",
+    "aitken_limit",
     "bounds",
     "cem",
     "datasets",
     "em",
+    "em_map",
+    "em_map_jacobian",
+    "flatten_params",
     "monte_carlo",
+    "squarem",
+    "unflatten_params",
     "gem",
 ]

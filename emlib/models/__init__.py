@@ -10,3 +10,4 @@ from .gaussian_mixture import (
 from .bayesian_gaussian_mixture import BayesianGaussianMixture, VariationalPosterior
 from .genetic_linkage import GeneticLinkage, GeneticLinkageParams, GeneticLinkageStats
 from .normal_missing import NormalParams, NormalPosterior, NormalStats, NormalWithMissing
+from .poisson_mixture import PoissonMixture, PoissonMixtureParams, PoissonMixtureStats
