@@ -123,6 +123,11 @@ class GaussianMixtureStats:
     __rmul__ = __mul__
 
 
+def _diag_features(X: np.ndarray) -> np.ndarray:
+    """[x, x * x] side by side, shape (n, 2D): a diagonal Gaussian's log-density is linear in them."""
+    return np.concatenate([X, X * X], axis=1)
+
+
 def _cholesky(covariances: np.ndarray) -> np.ndarray:
     """Lower Cholesky factors of (K, D, D) covariances, or a ``ValueError`` naming the component."""
     try:
@@ -141,7 +146,7 @@ class _Factors:
     """Per-parameter quantities computed once per E-step: everything log_joint needs."""
 
     log_weights: np.ndarray  # (K,)
-    prec_chol: np.ndarray    # (D, K*D) stacked P_k for full; (K, D) precisions 1/sigma^2 for diag
+    weights: np.ndarray      # full: (D, K*D), the P_k side by side; diag: (2D, K), [mu/s^2; -1/(2 s^2)]
     shift: np.ndarray        # (K, D): mu_k P_k for full; mu_k / sigma_k^2 for diag
     const: np.ndarray        # (K,): log pi_k - D/2 log 2 pi + log det P_k (- 1/2 mu^T Lambda mu for diag)
 
@@ -255,26 +260,27 @@ class GaussianMixture:
             precisions = 1.0 / params.covariances
             log_det = 0.5 * np.log(precisions).sum(axis=1)
             shift = params.means * precisions
-            stacked = precisions
+            # the quadratic form is linear in the features [x, x*x]: one matrix product
+            stacked = np.ascontiguousarray(np.concatenate([shift.T, -0.5 * precisions.T]))
             const = (log_weights - 0.5 * D * _LOG_2PI + log_det
                      - 0.5 * np.sum(params.means ** 2 * precisions, axis=1))
         return _Factors(log_weights, stacked, shift, const)
 
-    def _log_joint_chunk(self, X: np.ndarray, f: _Factors, X2: np.ndarray | None = None) -> np.ndarray:
+    def _log_joint_chunk(self, X: np.ndarray, f: _Factors, features: np.ndarray | None = None) -> np.ndarray:
         """log pi_k + log N(x_n | mu_k, Sigma_k) for one chunk, shape (n, K).
 
-        ``X2`` (diag only) is ``X * X`` when the caller has it already.
+        ``features`` (diag only) is ``[X, X * X]`` (n, 2D) when the caller has it already.
         """
         if self.covariance_type == "full":
             K, D = f.shift.shape
-            Y = (X @ f.prec_chol).reshape(X.shape[0], K, D)
+            Y = (X @ f.weights).reshape(X.shape[0], K, D)
             Y -= f.shift
             maha = np.einsum("nkd,nkd->nk", Y, Y)
             return f.const - 0.5 * maha
-        # diag: -1/2 sum_d (x_d - mu_kd)^2 / s_kd, expanded into two matrix products.
-        if X2 is None:
-            X2 = X * X
-        return f.const + X @ f.shift.T - 0.5 * (X2 @ f.prec_chol.T)
+        # diag: -1/2 sum_d (x_d - mu_kd)^2 / s_kd, expanded: linear in the features [x, x*x].
+        if features is None:
+            features = _diag_features(X)
+        return f.const + features @ f.weights
 
     def _chunks(self, X: np.ndarray):
         D = X.shape[1]
@@ -321,12 +327,13 @@ class GaussianMixture:
             raise ValueError(f"q must have shape (N, K) = {(X.shape[0], self.n_components)}; got {q.shape}.")
         return self._stats_chunk(X, q)
 
-    def _stats_chunk(self, X: np.ndarray, q: np.ndarray, X2: np.ndarray | None = None) -> GaussianMixtureStats:
+    def _stats_chunk(self, X: np.ndarray, q: np.ndarray, features: np.ndarray | None = None) -> GaussianMixtureStats:
         counts = q.sum(axis=0)
-        sum_x = q.T @ X
-        if self.covariance_type == "diag":
-            return GaussianMixtureStats(counts, sum_x, q.T @ (X * X if X2 is None else X2))
         D = X.shape[1]
+        if self.covariance_type == "diag":
+            both = q.T @ (_diag_features(X) if features is None else features)  # (K, 2D)
+            return GaussianMixtureStats(counts, both[:, :D], both[:, D:])
+        sum_x = q.T @ X
         iu = np.triu_indices(D)
         upper = q.T @ (X[:, iu[0]] * X[:, iu[1]])  # (K, D(D+1)/2): each product computed once
         sum_xx = np.empty((self.n_components, D, D))
@@ -347,10 +354,10 @@ class GaussianMixture:
         f = self._factors(params)
         stats, total = None, 0.0
         for chunk in self._chunks(X):
-            X2 = chunk * chunk if self.covariance_type == "diag" else None
-            q = self._log_joint_chunk(chunk, f, X2)
+            features = _diag_features(chunk) if self.covariance_type == "diag" else None
+            q = self._log_joint_chunk(chunk, f, features)
             total += float(normalize_log_rows(q).sum())  # q now holds the responsibilities
-            part = self._stats_chunk(chunk, q, X2)
+            part = self._stats_chunk(chunk, q, features)
             stats = part if stats is None else stats + part
         return stats, total
 
