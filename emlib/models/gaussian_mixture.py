@@ -20,7 +20,6 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.linalg import solve_triangular
 
 from .._validation import as_data_matrix, as_float_array, check_generator, check_probability_vector
 from ._chunks import DEFAULT_CHUNK_ELEMENTS, iter_chunks, logsumexp_rows, normalize_log_rows
@@ -250,8 +249,9 @@ class GaussianMixture:
             log_weights = np.log(params.weights)
         if params.covariance_type == "full":
             chol = _cholesky(params.covariances)
-            eye = np.eye(D)
-            prec_chol = np.stack([solve_triangular(c, eye, lower=True).T for c in chol])  # (K, D, D)
+            # P_k = L_k^{-T}: one batched triangular solve for all components (a Python loop of
+            # small solves is slow, and slower still with threaded BLAS on a busy machine)
+            prec_chol = np.linalg.solve(chol, np.broadcast_to(np.eye(D), chol.shape)).transpose(0, 2, 1)
             log_det = -np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
             shift = np.einsum("kd,kde->ke", params.means, prec_chol)
             stacked = np.ascontiguousarray(prec_chol.transpose(1, 0, 2).reshape(D, K * D))
