@@ -95,8 +95,8 @@ def em(model, X, init, *, max_iter: int = 1000, tol: float = 1e-8,
        callback: Callable[[int, Any, float], None] | None = None) -> EMResult:
     """Fit ``model`` to ``X`` by the EM algorithm, starting from ``init``.
 
-    Each iteration is one E-step and one M-step (equations :math:`\\text{E}` and
-    :math:`\\text{M}` of the chapter "The EM algorithm"). The log-likelihood of the new
+    Each iteration is one E-step and one M-step (equations ``em_algorithm-estep`` and
+    ``em_algorithm-mstep`` of the chapter "The EM algorithm"). The log-likelihood of the new
     parameters comes out of the next E-step at no extra cost.
 
     Parameters
