@@ -197,16 +197,17 @@ class BayesianGaussianMixture:
         dirichlet = (log_dirichlet_norm(prior.alpha) - log_dirichlet_norm(post.alpha)
                      + np.sum((prior.alpha - post.alpha) * e.log_weights))
         # E[log N(mu_k | m0, (beta0 Lambda_k)^{-1})] - E[log N(mu_k | m_k, (beta_k Lambda_k)^{-1})]
-        diff = post.means - prior.means
-        W = np.linalg.inv(post.scale_inv)  # K small D x D matrices of the variational posterior
-        quad = np.einsum("ki,kij,kj->k", diff, W, diff)
+        # (m_k - m_0)^T W_k (m_k - m_0) with W_k = (L_k L_k^T)^{-1}: through the Cholesky factor
+        solved = np.linalg.solve(e.chol_scale, (post.means - prior.means)[:, :, None])[:, :, 0]
+        quad = np.sum(solved * solved, axis=1)
         gauss = 0.5 * np.sum(D * np.log(prior.beta / post.beta) - D * prior.beta / post.beta
                              - prior.beta * post.dof * quad + D)
         # E[log W(Lambda_k | W0, nu0)] - E[log W(Lambda_k | W_k, nu_k)]
         wishart = np.sum(self._log_wishart_norm(prior.scale_inv, prior.dof)
                          - self._log_wishart_norm(post.scale_inv, post.dof)
                          + 0.5 * (prior.dof - post.dof) * e.log_det
-                         - 0.5 * post.dof * np.einsum("kij,kji->k", prior.scale_inv - post.scale_inv, W))
+                         - 0.5 * post.dof * np.trace(np.linalg.solve(post.scale_inv, prior.scale_inv - post.scale_inv),
+                                                     axis1=1, axis2=2))
         return float(expected_log_lik - q_log_q + dirichlet + gauss + wishart)
 
     @staticmethod
