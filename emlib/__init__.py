@@ -17,7 +17,9 @@ from .variants._extrapolation import AcceleratedEMResult
 from .variants.aitken import aitken_em, aitken_limit
 from .variants.cem import cem
 from .variants.gem import gem
+from .variants.online import OnlineEMResult, online_em
 from .variants.squarem import squarem
+from .variants.stochastic import MonteCarloEMResult, StochasticEMResult, mcem, stochastic_em
 
 __version__ = "0.1.0"
 
@@ -36,13 +38,16 @@ __all__ = [
     "GeneticLinkage",
     "GeneticLinkageParams",
     "GeneticLinkageStats",
+    "MonteCarloEMResult",
     "NormalParams",
     "NormalPosterior",
     "NormalStats",
     "NormalWithMissing",
+    "OnlineEMResult",
     "PoissonMixture",
     "PoissonMixtureParams",
     "PoissonMixtureStats",
+    "StochasticEMResult",
     "aitken_em",
     "aitken_limit",
     "bounds",
@@ -52,8 +57,11 @@ __all__ = [
     "em_map",
     "em_map_jacobian",
     "flatten_params",
+    "mcem",
     "monte_carlo",
+    "online_em",
     "squarem",
+    "stochastic_em",
     "unflatten_params",
     "gem",
 ]

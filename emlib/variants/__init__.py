@@ -3,3 +3,5 @@ from .cavi import CAVIResult, cavi
 from . import cem, gem  # modules; the drivers are emlib.cem and emlib.gem
 from ._extrapolation import AcceleratedEMResult
 from . import aitken, squarem  # modules; the drivers are emlib.squarem and emlib.aitken_em
+from .online import OnlineEMResult, online_em
+from .stochastic import MonteCarloEMResult, StochasticEMResult, mcem, sample_frequencies, stochastic_em
