@@ -69,6 +69,28 @@ def check_probability_vector(weights: np.ndarray, name: str = "weights", atol: f
         raise ValueError(f"{name} must sum to one; they sum to {total:.10g}. Divide them by their sum.")
 
 
+def check_probability_rows(q, name: str = "q") -> np.ndarray:
+    """Return ``q`` as a float array whose last axis holds probabilities summing to one.
+
+    Used for every array of per-point distributions: a q(z) of shape (N, K), a proposal, a
+    posterior. Raises ``ValueError`` saying what is wrong and how to fix it.
+    """
+    try:
+        q = np.asarray(q, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a numeric array of probabilities; got {type(q).__name__}: {exc}") from None
+    if q.ndim == 0:
+        raise ValueError(f"{name} must be an array whose last axis holds probabilities summing to one; got a scalar.")
+    if not np.all(np.isfinite(q)) or np.any(q < 0):
+        raise ValueError(f"{name} must hold finite, non-negative probabilities.")
+    sums = q.sum(axis=-1)
+    if not np.allclose(sums, 1.0, rtol=0, atol=1e-8):
+        worst = float(np.max(np.abs(sums - 1.0)))
+        raise ValueError(f"each row of {name} must sum to one (worst row is off by {worst:.3g}); "
+                         "divide each row by its sum.")
+    return q
+
+
 def check_generator(rng) -> np.random.Generator:
     """Return ``rng`` if it is a ``numpy.random.Generator``, else raise a ``ValueError``."""
     if not isinstance(rng, np.random.Generator):

@@ -19,25 +19,14 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
+from ._validation import check_probability_rows
+
 
 def _check_q(q, shape=None) -> np.ndarray:
     """q as a float array of probabilities whose last axis sums to one; ``shape`` if given."""
-    try:
-        q = np.asarray(q, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"q must be a numeric array of probabilities; got {type(q).__name__}: {exc}") from None
-    if shape is not None and q.shape != shape:
-        raise ValueError(f"q must have the shape of the model's posterior, {shape}; got {q.shape}.")
-    if q.ndim == 0:
-        raise ValueError("q must be an array whose last axis holds probabilities summing to one; got a scalar.")
-    if not np.all(np.isfinite(q)) or np.any(q < 0):
-        raise ValueError("q must hold finite, non-negative probabilities.")
-    sums = q.sum(axis=-1)
-    if not np.allclose(sums, 1.0, rtol=0, atol=1e-8):
-        worst = float(np.max(np.abs(sums - 1.0)))
-        raise ValueError(f"each row of q must sum to one (worst row is off by {worst:.3g}); "
-                         "divide each row by its sum.")
-    return q
+    if shape is not None and np.shape(q) != shape:
+        raise ValueError(f"q must have the shape of the model's posterior, {shape}; got {np.shape(q)}.")
+    return check_probability_rows(q, "q")
 
 
 def _xlogy(q: np.ndarray, log_p: np.ndarray) -> np.ndarray:

@@ -36,7 +36,7 @@ from typing import Callable
 import numpy as np
 from scipy.special import logsumexp
 
-from ._validation import as_float_array, check_generator, check_probability_vector
+from ._validation import as_float_array, check_generator, check_probability_rows, check_probability_vector
 
 __all__ = [
     "log_importance_weights",
@@ -71,14 +71,7 @@ def _check_proposal(proposal, n_points: int | None = None) -> np.ndarray:
     if n_points is not None and r.shape[0] != n_points:
         raise ValueError(f"proposal has {r.shape[0]} rows but there are {n_points} data points; "
                          "give one row per point, or a (K,) vector shared by all points.")
-    if np.any(r < 0):
-        raise ValueError("proposal probabilities must be non-negative.")
-    sums = r.sum(axis=1)
-    if not np.allclose(sums, 1.0, rtol=0, atol=1e-8):
-        worst = float(np.max(np.abs(sums - 1.0)))
-        raise ValueError(f"each row of the proposal must sum to one (worst row is off by {worst:.3g}); "
-                         "divide each row by its sum.")
-    return r
+    return check_probability_rows(r, "the proposal")
 
 
 def _check_log_joint(log_joint) -> np.ndarray:

@@ -116,7 +116,7 @@ def test_bad_start_is_refused():
     X = two_clusters(0)
     with pytest.raises(ValueError, match="give either init"):
         cavi(BayesianGaussianMixture(2), X)
-    with pytest.raises(ValueError, match="rows summing to one"):
+    with pytest.raises(ValueError, match="each row of init must sum to one"):
         cavi(BayesianGaussianMixture(2), X, init=np.full((len(X), 2), 0.7))
     with pytest.raises(ValueError, match="NaN"):
         cavi(BayesianGaussianMixture(2), np.full((5, 2), np.nan), rng=np.random.default_rng(0))

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .._validation import check_probability_rows
 from ..em import ConvergenceMonitor
 from ..models.bayesian_gaussian_mixture import BayesianGaussianMixture, VariationalPosterior
 
@@ -69,10 +70,10 @@ def cavi(model: BayesianGaussianMixture, X, *, init=None, rng: np.random.Generat
         if rng is None:
             raise ValueError("give either init (a starting q(z), shape (N, K)) or rng to draw one.")
         init = model.init_responsibilities(X, rng)
-    q = np.asarray(init, dtype=float)
-    if q.shape != (X.shape[0], model.n_components) or np.any(q < 0) or not np.allclose(q.sum(axis=1), 1.0):
-        raise ValueError(f"init must be (N, K) = {(X.shape[0], model.n_components)} probabilities "
-                         "with rows summing to one.")
+    if np.shape(init) != (X.shape[0], model.n_components):
+        raise ValueError(f"init must be a q(z) of shape (N, K) = {(X.shape[0], model.n_components)}; "
+                         f"got {np.shape(init)}.")
+    q = check_probability_rows(init, "init")
     monitor = ConvergenceMonitor(max_iter, tol)
     prior = model.prior(X)
     post = model.update_posterior(model.expected_stats(X, q), prior)

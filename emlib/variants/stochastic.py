@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .._validation import check_generator
+from .._validation import check_generator, check_probability_rows
 from ..em import ConvergenceMonitor, EMResult
 from ..params import flatten_params, unflatten_params
 
@@ -103,14 +103,8 @@ def sample_frequencies(q, n_samples: int, rng: np.random.Generator) -> np.ndarra
     if q.ndim != 2 or q.shape[1] == 0:
         raise ValueError(f"q must be a 2-D array of shape (N, K), one row of probabilities per point; "
                          f"got shape {q.shape}.")
-    if not np.all(np.isfinite(q)) or np.any(q < 0):
-        raise ValueError("q must hold finite, non-negative probabilities.")
-    sums = q.sum(axis=1)
-    if not np.allclose(sums, 1.0, rtol=0, atol=1e-8):
-        worst = float(np.max(np.abs(sums - 1.0)))
-        raise ValueError(f"each row of q must sum to one (worst row is off by {worst:.3g}); "
-                         "divide each row by its sum.")
-    counts = rng.multinomial(m, q / sums[:, None])
+    q = check_probability_rows(q, "q")
+    counts = rng.multinomial(m, q / q.sum(axis=1, keepdims=True))
     return counts / float(m)
 
 
