@@ -3,7 +3,7 @@
 The driver :func:`em` runs the loop; each model supplies the E-step and M-step pieces; the
 variant drivers in :mod:`emlib.variants` change one piece at a time.
 """
-from . import bounds, datasets, monte_carlo
+from . import bounds, datasets, gradient, monte_carlo
 from .em import ConvergenceMonitor, EMResult, em
 from .models import ComponentCollapseWarning, GaussianMixture, GaussianMixtureParams, GaussianMixtureStats
 from .models import BayesianGaussianMixture, VariationalPosterior
@@ -64,4 +64,5 @@ __all__ = [
     "stochastic_em",
     "unflatten_params",
     "gem",
+    "gradient",
 ]
