@@ -3,9 +3,14 @@
 sphinx-jupyterbook-latex maps the table of contents onto LaTeX parts and chapters, but it also
 switches the engine to xelatex with unicode-math. This extension runs after it and restores the
 lighter pdflatex route (Debian's texlive-latex-recommended/-extra, texlive-fonts-recommended,
-tex-gyre, latexmk), and teaches pdflatex the Unicode symbols the chapters use in prose.
+tex-gyre, latexmk), teaches pdflatex the Unicode symbols the chapters use in prose, and ships a
+stand-in for the one package Jupyter Book's LaTeX class needs beyond those (bbm).
 """
 from __future__ import annotations
+
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
 
 # Unicode characters that may appear in prose (outside math), mapped to LaTeX.
 UNICODE_TEXT = {
@@ -35,7 +40,11 @@ UNICODE_TEXT = {
 def use_pdflatex(app, config) -> None:
     config["latex_engine"] = "pdflatex"
     config["latex_use_xindy"] = False
-    config["latex_theme"] = "manual"  # jupyterBook.cls needs bbm.sty, outside the lighter TeX packages
+    # sphinx-proof's index of theorems lists page references that LaTeX cannot resolve (its
+    # directives write no LaTeX labels); the PDF has its own table of contents.
+    config["latex_domain_indices"] = False
+    # Jupyter Book's LaTeX class loads bbm, which is not in the lighter TeX packages: ship a stand-in.
+    config["latex_additional_files"] = list(config["latex_additional_files"]) + [str(HERE / "latex" / "bbm.sty")]
     elements = dict(config["latex_elements"])
     preamble = elements.get("preamble", "")
     for line in (r"\usepackage[Latin,Greek]{ucharclasses}", r"\usepackage{unicode-math}"):

@@ -51,10 +51,15 @@ def title(path: Path) -> str:
 
 
 def directives(path: Path, name: str) -> list[str]:
-    """Labels (or titles) of the ``{name}`` directives of a page, e.g. name='exercise'."""
-    pattern = re.compile(r"^(`{3,}|:{3,})\{" + re.escape(name) + r"\}[^\n]*\n(?:[^\n]*\n)*?\s*:label:\s*(\S+)",
+    """Labels of the ``{name}`` directives of a page, e.g. name='exercise'."""
+    return [label for label, _ in titled_directives(path, name)]
+
+
+def titled_directives(path: Path, name: str) -> list[tuple[str, str]]:
+    """(label, title) of the ``{name}`` directives of a page, in order."""
+    pattern = re.compile(r"^(`{3,}|:{3,})\{" + re.escape(name) + r"\}([^\n]*)\n(?:[^\n]*\n)*?\s*:label:\s*(\S+)",
                          flags=re.MULTILINE)
-    return [m.group(2) for m in pattern.finditer(markdown_text(path))]
+    return [(m.group(3), m.group(2).strip()) for m in pattern.finditer(markdown_text(path))]
 
 
 def figure_outputs(path: Path) -> list[dict]:
@@ -74,12 +79,15 @@ def exercises_index_markdown() -> str:
         "",
     ]
     for path in chapters():
-        labels = directives(path, "exercise")
-        if not labels:
+        exercises = titled_directives(path, "exercise")
+        if not exercises:
             continue
         lines += [f"## {title(path)}", "", f"In {{doc}}`{path.stem}`:", ""]
-        lines += [f"- {{ref}}`{label}`" for label in labels]
-        lines.append("")
+        # Links in HTML; in the PDF (where exercise labels have no anchors) the titles as text.
+        lines += ["```{only} html"] + [f"- {{ref}}`{label}`" for label, _ in exercises] + ["```", ""]
+        lines += ["```{only} latex"]
+        lines += [f"- {name}" if name else "- (untitled exercise)" for _, name in exercises]
+        lines += ["```", ""]
     return "\n".join(lines)
 
 

@@ -49,7 +49,7 @@ def test_theorems_proofs_and_exercises_come_through(pdf_text):
 
 
 def pdf_images() -> list[tuple[int, int]]:
-    """(page, image number) of every image in the PDF, from `pdfimages -list`."""
+    """(page, image number) of every image in the PDF, from `pdfimages -list` (not their masks)."""
     listing = subprocess.run(["pdfimages", "-list", str(PDF)], check=True, capture_output=True, text=True).stdout
     rows = [line.split() for line in listing.splitlines()[2:] if line.strip()]
     return [(int(r[0]), int(r[1])) for r in rows if r[2] == "image"]
@@ -65,7 +65,8 @@ def test_every_figure_is_in_the_pdf_and_not_blank(tmp_path):
 
     subprocess.run(["pdfimages", "-png", str(PDF), str(tmp_path / "img")], check=True)
     blank = []
-    for png in sorted(tmp_path.glob("img-*.png")):
+    for _, number in images:  # skip the soft masks (alpha channels), which are extracted too
+        png = tmp_path / f"img-{number:03d}.png"
         pixels = np.asarray(Image.open(png).convert("L"), dtype=float)
         if pixels.size == 0 or pixels.std() < 1.0:  # one flat colour: nothing drawn
             blank.append(png.name)

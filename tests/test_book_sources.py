@@ -1,0 +1,113 @@
+"""The chapters as sources: the structure every chapter promises, checked without building.
+
+Each chapter opens with what the reader will learn, closes with key points and at least three
+exercises with solutions, cites its sources, gives every figure a caption and alt text, uses the
+one figure style, and stores the outputs of one clean run. Glue names are unique in the book,
+the exercises index is current, and every reference is complete.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from built_book.book_sources import (ROOT, chapters, code_cells, directives, exercises_index_markdown,
+                                     figure_outputs, markdown_text, title)
+
+CHAPTERS = chapters()
+ids = [p.stem for p in CHAPTERS]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=ids)
+def test_chapter_opens_with_learning_goals_and_closes_with_key_points(path):
+    text = markdown_text(path)
+    assert re.search(r"^(#+ |\*\*).*(what you will learn|learning goals)", text, re.I | re.M), "no learning goals"
+    assert re.search(r"^#+ .*key points", text, re.I | re.M), "no key points section"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=ids)
+def test_chapter_has_three_exercises_each_with_a_solution_in_a_dropdown(path):
+    exercises = directives(path, "exercise")
+    assert len(exercises) >= 3, f"{len(exercises)} exercises"
+    text = markdown_text(path)
+    for label in exercises:
+        block = re.search(r"\{solution\}\s*" + re.escape(label) + r"\s*\n((?:\s*:[a-z-]+:.*\n)*)", text)
+        assert block, f"exercise {label} has no solution"
+        assert "dropdown" in block.group(1), f"the solution of {label} is not in a dropdown"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=ids)
+def test_chapter_cites_its_sources(path):
+    assert re.search(r"\{cite(:[a-z]+)?\}`", markdown_text(path)), "no citation"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=ids)
+def test_every_figure_has_a_caption_and_alt_text(path):
+    for cell in figure_outputs(path):
+        meta = cell.get("metadata", {}).get("mystnb", {})
+        source = "".join(cell["source"])[:60]
+        assert meta.get("figure", {}).get("caption"), f"figure without caption: {source!r}"
+        assert meta.get("image", {}).get("alt"), f"figure without alt text: {source!r}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=ids)
+def test_chapter_uses_the_book_style_and_stores_one_clean_run(path):
+    cells = code_cells(path)
+    assert cells, "a chapter without code"
+    assert "use_book_style()" in "".join(cells[0]["source"]), "the first code cell must call use_book_style()"
+    assert [c["execution_count"] for c in cells] == list(range(1, len(cells) + 1)), \
+        "outputs are not from one fresh top-to-bottom run"
+    for cell in cells:
+        for out in cell.get("outputs", []):
+            assert out["output_type"] != "error", "a stored error"
+            assert out.get("name") != "stderr", f"stderr output: {''.join(out.get('text', ''))[:200]}"
+
+
+def glue_names(path):
+    """The names a notebook glued, as recorded in its stored outputs by myst-nb."""
+    return [out["metadata"]["scrapbook"]["name"] for cell in code_cells(path) for out in cell.get("outputs", [])
+            if "scrapbook" in out.get("metadata", {})]
+
+
+def test_glue_names_are_unique_in_the_book():
+    seen = {}
+    for path in CHAPTERS:
+        for name in glue_names(path):
+            assert name not in seen or seen[name] == path.stem, f"glue name {name!r} in {seen[name]} and {path.stem}"
+            seen[name] = path.stem
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=ids)
+def test_glued_names_used_in_prose_are_defined_in_the_chapter(path):
+    used = set(re.findall(r"\{glue(?::[a-z]+)?\}`([^`:]+)", markdown_text(path)))
+    missing = used - set(glue_names(path))
+    assert not missing, f"prose uses glue names the chapter never glues: {sorted(missing)}"
+
+
+def test_exercises_index_is_current():
+    index = ROOT / "book" / "exercises.md"
+    assert index.read_text() == exercises_index_markdown(), "run `make exercises-index`"
+
+
+def bib_entries():
+    text = (ROOT / "book" / "references.bib").read_text()
+    return re.findall(r"@(\w+)\{([^,]+),(.*?)\n\}", text, flags=re.S)
+
+
+@pytest.mark.parametrize("kind, key, body", bib_entries(), ids=[e[1] for e in bib_entries()])
+def test_every_reference_is_complete(kind, key, body):
+    fields = set(re.findall(r"^\s*(\w+)\s*=", body, flags=re.M))
+    assert {"author", "title", "year"} <= fields, f"{key}: missing {({'author', 'title', 'year'} - fields)}"
+    venue = {"article": {"journal", "volume", "pages"}, "incollection": {"booktitle", "publisher", "pages"},
+             "inproceedings": {"booktitle"}, "book": {"publisher"}, "techreport": {"institution", "number"}}
+    assert venue.get(kind.lower(), set()) <= fields, f"{key}: missing {venue[kind.lower()] - fields}"
+    assert fields & {"doi", "url", "isbn"} or kind.lower() == "techreport" or key == "celeux1985", \
+        f"{key}: give a DOI (or a URL or ISBN where there is none)"
+
+
+def test_every_cited_key_is_in_the_bibliography():
+    keys = {key for _, key, _ in bib_entries()}
+    for path in CHAPTERS:
+        for group in re.findall(r"\{cite(?::[a-z]+)?\}`([^`]+)`", markdown_text(path)):
+            for key in group.split(","):
+                assert key.strip() in keys, f"{path.stem} cites {key.strip()!r}, which is not in references.bib"
