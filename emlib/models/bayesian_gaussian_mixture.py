@@ -25,7 +25,7 @@ import numpy as np
 from scipy.special import digamma, gammaln, multigammaln
 
 from .._validation import as_data_matrix, as_float_array, check_generator
-from ._chunks import normalize_log_rows
+from ._chunks import normalize_log_columns
 from .gaussian_mixture import GaussianMixture, GaussianMixtureParams, GaussianMixtureStats, _cholesky
 
 _LOG_2PI = np.log(2.0 * np.pi)
@@ -157,7 +157,7 @@ class BayesianGaussianMixture:
         """The optimal q(z) given the global factors: responsibilities r_nk, shape (N, K)."""
         X = as_data_matrix(X)
         log_r = self._log_rho(X, post, self._expectations(post))
-        normalize_log_rows(log_r)
+        normalize_log_columns(log_r.T)  # in place, through the transposed view
         return log_r
 
     def expected_stats(self, X, q) -> GaussianMixtureStats:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._validation import as_data_matrix, as_float_array, check_generator, check_probability_vector
-from ._chunks import DEFAULT_CHUNK_ELEMENTS, iter_chunks, logsumexp_rows, normalize_log_rows
+from ._chunks import DEFAULT_CHUNK_ELEMENTS, normalize_log_columns
 
 _LOG_2PI = np.log(2.0 * np.pi)
 _COVARIANCE_TYPES = ("full", "diag")
@@ -145,7 +145,7 @@ class _Factors:
     """Per-parameter quantities computed once per E-step: everything log_joint needs."""
 
     log_weights: np.ndarray  # (K,)
-    weights: np.ndarray      # full: (D, K*D), the P_k side by side; diag: (2D, K), [mu/s^2; -1/(2 s^2)]
+    weights: np.ndarray      # full: (D+1, K*D), [P_k side by side; -mu_k P_k]; diag: (2D, K), [mu/s^2; -1/(2 s^2)]
     shift: np.ndarray        # (K, D): mu_k P_k for full; mu_k / sigma_k^2 for diag
     const: np.ndarray        # (K,): log pi_k - D/2 log 2 pi + log det P_k (- 1/2 mu^T Lambda mu for diag)
 
@@ -254,7 +254,8 @@ class GaussianMixture:
             prec_chol = np.linalg.solve(chol, np.broadcast_to(np.eye(D), chol.shape)).transpose(0, 2, 1)
             log_det = -np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
             shift = np.einsum("kd,kde->ke", params.means, prec_chol)
-            stacked = np.ascontiguousarray(prec_chol.transpose(1, 0, 2).reshape(D, K * D))
+            # [x, 1] @ [[P_1 ... P_K], [-mu_1 P_1 ... -mu_K P_K]] = ((x - mu_k) P_k)_k in one product
+            stacked = np.concatenate([prec_chol.transpose(1, 0, 2).reshape(D, K * D), -shift.reshape(1, K * D)])
             const = log_weights - 0.5 * D * _LOG_2PI + log_det
         else:
             precisions = 1.0 / params.covariances
@@ -267,25 +268,35 @@ class GaussianMixture:
         return _Factors(log_weights, stacked, shift, const)
 
     def _log_joint_chunk(self, X: np.ndarray, f: _Factors, features: np.ndarray | None = None) -> np.ndarray:
-        """log pi_k + log N(x_n | mu_k, Sigma_k) for one chunk, shape (n, K).
+        """log pi_k + log N(x_n | mu_k, Sigma_k) for one chunk, shape (K, n): components first.
 
         ``features`` (diag only) is ``[X, X * X]`` (n, 2D) when the caller has it already.
         """
         if self.covariance_type == "full":
             K, D = f.shift.shape
-            Y = (X @ f.weights).reshape(X.shape[0], K, D)
-            Y -= f.shift
-            maha = np.einsum("nkd,nkd->nk", Y, Y)
-            return f.const - 0.5 * maha
+            ones = np.empty((X.shape[0], D + 1))
+            ones[:, :D] = X
+            ones[:, D] = 1.0
+            Y = (ones @ f.weights).reshape(X.shape[0], K, D)
+            log_joint = np.empty((K, X.shape[0]))  # C order: einsum alone would return a strided view
+            np.einsum("nkd,nkd->kn", Y, Y, out=log_joint)
+            log_joint *= -0.5
+            log_joint += f.const[:, None]
+            return log_joint
         # diag: -1/2 sum_d (x_d - mu_kd)^2 / s_kd, expanded: linear in the features [x, x*x].
         if features is None:
             features = _diag_features(X)
-        return f.const + features @ f.weights
+        return f.weights.T @ features.T + f.const[:, None]
+
+    def _chunk_slices(self, X: np.ndarray) -> list[slice]:
+        """Row blocks of ``X`` small enough that each block's work arrays stay in cache."""
+        K, D = self.n_components, X.shape[1]
+        width = K * D if self.covariance_type == "full" else K + 2 * D  # work numbers per row
+        size = self.chunk_size or max(256, DEFAULT_CHUNK_ELEMENTS // width)
+        return [slice(start, start + size) for start in range(0, X.shape[0], size)]
 
     def _chunks(self, X: np.ndarray):
-        D = X.shape[1]
-        size = self.chunk_size or max(256, DEFAULT_CHUNK_ELEMENTS // (self.n_components * D))
-        return iter_chunks(X, size)
+        return (X[c] for c in self._chunk_slices(X))
 
     def log_joint(self, X, params: GaussianMixtureParams) -> np.ndarray:
         """log p(x_n, z_n = k | theta) for every point and component.
@@ -295,24 +306,27 @@ class GaussianMixture:
         ndarray, shape (N, K)
         """
         X, f = self._points(X, params)
-        return np.concatenate([self._log_joint_chunk(c, f) for c in self._chunks(X)])
+        return np.concatenate([self._log_joint_chunk(c, f) for c in self._chunks(X)], axis=1).T
 
     def posterior(self, X, params: GaussianMixtureParams) -> np.ndarray:
         """Responsibilities r_nk = p(z_n = k | x_n, theta): the E-step's q, shape (N, K).
 
         Rows sum to one. Computed in log space (Bayes' rule with log-sum-exp).
         """
-        log_joint = self.log_joint(X, params)
-        return np.exp(log_joint - logsumexp_rows(log_joint)[:, None])
+        X, f = self._points(X, params)
+        blocks = [self._log_joint_chunk(c, f) for c in self._chunks(X)]
+        for block in blocks:
+            normalize_log_columns(block)
+        return np.concatenate(blocks, axis=1).T
 
     def log_likelihood(self, X, params: GaussianMixtureParams) -> float:
         """log p(X | theta) = sum_n log sum_k pi_k N(x_n | mu_k, Sigma_k), the total over the data."""
-        X, f = self._points(X, params)
-        return float(sum(logsumexp_rows(self._log_joint_chunk(c, f)).sum() for c in self._chunks(X)))
+        return float(self.log_likelihood_per_point(X, params).sum())
 
     def log_likelihood_per_point(self, X, params: GaussianMixtureParams) -> np.ndarray:
         """log p(x_n | theta) for each point, shape (N,)."""
-        return logsumexp_rows(self.log_joint(X, params))
+        X, f = self._points(X, params)
+        return np.concatenate([normalize_log_columns(self._log_joint_chunk(c, f)) for c in self._chunks(X)])
 
     # ------------------------------------------------------------------ E-step and M-step
     def expected_stats(self, X, q) -> GaussianMixtureStats:
@@ -325,24 +339,38 @@ class GaussianMixture:
         q = np.asarray(q, dtype=float)
         if q.shape != (X.shape[0], self.n_components):
             raise ValueError(f"q must have shape (N, K) = {(X.shape[0], self.n_components)}; got {q.shape}.")
-        return self._stats_chunk(X, q)
-
-    def _stats_chunk(self, X: np.ndarray, q: np.ndarray, features: np.ndarray | None = None) -> GaussianMixtureStats:
         counts = q.sum(axis=0)
-        D = X.shape[1]
+        moments = sum(self._moments(X[c], q[c].T) for c in self._chunk_slices(X))
+        return self._stats(counts, moments, X.shape[1])
+
+    def _moments(self, X: np.ndarray, qT: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+        """q^T @ t(x) for one chunk: [sum_n q_nk x_n, sum_n q_nk x_n x_n^T (upper triangle or diagonal)].
+
+        Returns
+        -------
+        ndarray, shape (K, D + D(D+1)/2) for full, (K, 2D) for diag
+        """
         if self.covariance_type == "diag":
-            both = q.T @ (_diag_features(X) if features is None else features)  # (K, 2D)
-            return GaussianMixtureStats(counts, both[:, :D], both[:, D:])
-        sum_x = q.T @ X
-        iu = np.triu_indices(D)
-        upper = q.T @ (X[:, iu[0]] * X[:, iu[1]])  # (K, D(D+1)/2): each product computed once
+            return qT @ (_diag_features(X) if features is None else features)
+        rows, cols = np.triu_indices(X.shape[1])
+        return np.concatenate([qT @ X, qT @ (X[:, rows] * X[:, cols])], axis=1)  # each product once
+
+    def _stats(self, counts: np.ndarray, moments: np.ndarray, D: int) -> GaussianMixtureStats:
+        """Unpack the moments, shape (K, width), into N_k, S1_k and S2_k."""
+        sum_x, second = moments[:, :D], moments[:, D:]
+        if self.covariance_type == "diag":
+            return GaussianMixtureStats(counts, sum_x, second)
+        rows, cols = np.triu_indices(D)
         sum_xx = np.empty((self.n_components, D, D))
-        sum_xx[:, iu[0], iu[1]] = upper
-        sum_xx[:, iu[1], iu[0]] = upper
+        sum_xx[:, rows, cols] = second
+        sum_xx[:, cols, rows] = second
         return GaussianMixtureStats(counts, sum_x, sum_xx)
 
     def e_step(self, X, params: GaussianMixtureParams) -> tuple[GaussianMixtureStats, float]:
         """Both parts of the E-step in one pass over the data, chunk by chunk.
+
+        Per chunk: the log-joint (K, n), normalized in place into the responsibilities, then one
+        matrix product of those with the chunk's features accumulates all the moments.
 
         Returns
         -------
@@ -352,14 +380,15 @@ class GaussianMixture:
             log p(X | theta) at the same parameters, a by-product of normalizing q.
         """
         f = self._factors(params)
-        stats, total = None, 0.0
-        for chunk in self._chunks(X):
+        counts, moments, total = 0.0, 0.0, 0.0
+        for c in self._chunk_slices(X):
+            chunk = X[c]
             features = _diag_features(chunk) if self.covariance_type == "diag" else None
-            q = self._log_joint_chunk(chunk, f, features)
-            total += float(normalize_log_rows(q).sum())  # q now holds the responsibilities
-            part = self._stats_chunk(chunk, q, features)
-            stats = part if stats is None else stats + part
-        return stats, total
+            qT = self._log_joint_chunk(chunk, f, features)
+            total += float(normalize_log_columns(qT).sum())  # qT now holds the responsibilities
+            counts = counts + qT.sum(axis=1)
+            moments = moments + self._moments(chunk, qT, features)
+        return self._stats(counts, moments, X.shape[1]), total
 
     def m_step(self, stats: GaussianMixtureStats) -> GaussianMixtureParams:
         """argmax_theta Q(theta | theta_t), in closed form from the expected statistics.
