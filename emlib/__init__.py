@@ -13,6 +13,7 @@ from .variants.cavi import CAVIResult, cavi
 from .models import PoissonMixture, PoissonMixtureParams, PoissonMixtureStats
 from .params import flatten_params, unflatten_params
 from .rate import em_map, em_map_jacobian
+from . import reporting
 from .variants._extrapolation import AcceleratedEMResult
 from .variants.aitken import aitken_em, aitken_limit
 from .variants.cem import cem
@@ -59,6 +60,7 @@ __all__ = [
     "flatten_params",
     "mcem",
     "monte_carlo",
+    "reporting",
     "online_em",
     "squarem",
     "stochastic_em",

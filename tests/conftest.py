@@ -1,8 +1,14 @@
 """Shared fixtures: small seeded data sets. Every test draws its randomness from a fixed seed."""
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import emlib
+
+# The book's build tooling (chapter sources, launch cell, reproducibility) lives in book/_ext.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "book" / "_ext"))
 
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,50 @@ import re
 
 import pytest
 
-from built_book.book_sources import (ROOT, chapters, code_cells, directives, exercises_index_markdown,
-                                     figure_outputs, markdown_text, title)
+import launch_cell
+from book_sources import (ROOT, chapters, code_cells, directives, exercises_index_markdown, figure_outputs,
+                          glue_uses, glued_values, markdown_text, prose_without_code_and_math, title)
+from myst_nb.core.variables import format_plain_text
 
 CHAPTERS = chapters()
 ids = [p.stem for p in CHAPTERS]
+
+# Chapters that do not yet meet a check added with the reproducibility policy (README, "Outputs
+# that hold on every machine"). A listed chapter must still fail the check (strict xfail), so an
+# entry is removed as soon as its chapter is fixed; the list must end empty.
+PENDING: dict[str, set[str]] = {
+    "glued_values": {
+        "classification_em", "coordinate_ascent", "em_algorithm", "em_vs_gradient",
+        "gaussian_mixtures", "generalized_em", "genetic_linkage", "hidden_variables",
+        "jensen_elbo", "online_em", "saddle_point", "slow_convergence", "stochastic_em",
+        "tractable_estep", "variational_inference",
+    },
+    "unused_glue": {
+        "em_algorithm", "em_vs_gradient", "gaussian_mixtures", "hidden_variables", "jensen_elbo",
+        "saddle_point", "stochastic_em", "variational_inference",
+    },
+    "hidden_glue": {
+        "classification_em", "coordinate_ascent", "em_algorithm", "em_vs_gradient",
+        "gaussian_mixtures", "generalized_em", "genetic_linkage", "hidden_variables",
+        "jensen_elbo", "online_em", "saddle_point", "slow_convergence", "stochastic_em",
+        "tractable_estep", "variational_inference",
+    },
+    "code_lines": {
+        "classification_em", "coordinate_ascent", "em_algorithm", "em_vs_gradient",
+        "gaussian_mixtures", "generalized_em", "genetic_linkage", "hidden_variables",
+        "jensen_elbo", "online_em", "saddle_point", "slow_convergence", "stochastic_em",
+        "tractable_estep", "variational_inference",
+    },
+}
+
+
+def verdict(check: str, path, problems, message: str) -> None:
+    """Fail on ``problems``; for a chapter PENDING this check, xfail instead, and fail once it passes."""
+    if path.stem in PENDING.get(check, set()):
+        if problems:
+            pytest.xfail(f"{path.stem} does not meet {check} yet")
+        pytest.fail(f"{path.stem} now meets {check}: remove it from PENDING in {__name__}")
+    assert not problems, f"{message}: {problems}"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=ids)
@@ -51,10 +90,20 @@ def test_every_figure_has_a_caption_and_alt_text(path):
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=ids)
+def test_chapter_starts_with_the_current_launch_cell(path):
+    """Outside the book (Colab, a download) the hidden first cell installs emlib from _config.yml's repository."""
+    first = code_cells(path)[0]
+    assert "".join(first["source"]) == launch_cell.source(), "run `make launch-cells`, then re-execute"
+    assert "remove-cell" in first.get("metadata", {}).get("tags", []), "the launch cell must be hidden"
+    assert not first.get("outputs"), "the launch cell printed something in the project's environment"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=ids)
 def test_chapter_uses_the_book_style_and_stores_one_clean_run(path):
     cells = code_cells(path)
-    assert cells, "a chapter without code"
-    assert "use_book_style()" in "".join(cells[0]["source"]), "the first code cell must call use_book_style()"
+    assert len(cells) > 1, "a chapter without code"
+    assert "use_book_style()" in "".join(cells[1]["source"]), \
+        "the code cell after the launch cell must call use_book_style()"
     assert [c["execution_count"] for c in cells] == list(range(1, len(cells) + 1)), \
         "outputs are not from one fresh top-to-bottom run"
     for cell in cells:
@@ -82,6 +131,59 @@ def test_glued_names_used_in_prose_are_defined_in_the_chapter(path):
     used = set(re.findall(r"\{glue(?::[a-z]+)?\}`([^`:]+)", markdown_text(path)))
     missing = used - set(glue_names(path))
     assert not missing, f"prose uses glue names the chapter never glues: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=ids)
+def test_glued_values_are_checked_text_or_counts(path):
+    """Glue a number as the string of emlib.reporting.figure (digits checked against an error
+    bound, a real minus sign, no e-notation) or as an integer count; never a bare float, a
+    boolean, or a list or repr."""
+    bad = {}
+    for name, text in glued_values(path).items():
+        if re.fullmatch(r"\d+", text):
+            continue
+        if re.fullmatch(r"'[^'\\]*'", text) and not re.search(
+                r"True|False|\[|\(|array|\de[+-]?\d|^'-|\s-\d", text):
+            continue
+        bad[name] = text
+    verdict("glued_values", path, bad, "glued values that are not checked prose text or counts")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=ids)
+def test_every_glue_format_spec_works_on_its_value(path):
+    values = glued_values(path)
+    for name, spec in glue_uses(path):
+        if name in values:
+            try:
+                format_plain_text(values[name], spec)
+            except (ValueError, TypeError) as exc:
+                pytest.fail(f"{{glue:text}}`{name}:{spec}` cannot format {values[name]!r}: {exc}")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=ids)
+def test_no_glue_key_is_defined_and_never_used(path):
+    unused = sorted(set(glued_values(path)) - {name for name, _ in glue_uses(path)})
+    verdict("unused_glue", path, unused, "glued but never used in the prose")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=ids)
+def test_glue_calls_stay_out_of_the_readers_view(path):
+    shown = ["".join(cell["source"])[:80] for cell in code_cells(path)
+             if re.search(r"^\s*glue\(", "".join(cell["source"]), re.M)
+             and not set(cell.get("metadata", {}).get("tags", [])) & {"remove-cell", "remove-input"}]
+    verdict("hidden_glue", path, shown, "cells that glue are shown to the reader (tag them remove-cell)")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=ids)
+def test_code_lines_are_at_most_88_characters(path):
+    long = [line for cell in code_cells(path) for line in "".join(cell["source"]).splitlines() if len(line) > 88]
+    verdict("code_lines", path, long[:3], f"{len(long)} code lines longer than 88 characters, e.g.")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=ids)
+def test_no_e_notation_in_prose(path):
+    hits = re.findall(r"(?<![\w.])\d+(?:\.\d+)?e[+-]?\d+\b", prose_without_code_and_math(path))
+    verdict("e_notation", path, hits[:5], "write powers of ten as 10⁻⁷ in prose, not")
 
 
 def test_exercises_index_is_current():

@@ -62,6 +62,21 @@ IMAGE_AUDIT_JS = """
   .map(img => 'image not loaded: ' + img.getAttribute('src'))
 """
 
+# The buttons every chapter page carries: launch on Binder and Colab, download the notebook,
+# the repository and its issues (from _config.yml's repository and launch_buttons).
+BUTTONS_JS = """
+(repo) => {
+  const has = sel => document.querySelector(sel) !== null;
+  const missing = [];
+  if (!has('a[href*="mybinder.org/v2/gh/"]')) missing.push('Binder launch button');
+  if (!has('a[href*="colab.research.google.com/github/"]')) missing.push('Colab launch button');
+  if (!has('a[href*="_sources/"][href$=".ipynb"]')) missing.push('download .ipynb button');
+  if (!has(`a[href="${repo}"]`)) missing.push('repository button');
+  if (!has(`a[href^="${repo}/issues/new"]`)) missing.push('issue button');
+  return missing.map(m => 'no ' + m);
+}
+"""
+
 LINKS_JS = "() => Array.from(document.querySelectorAll('a[href]')).map(a => a.href)"
 IDS_JS = "() => Array.from(document.querySelectorAll('[id], a[name]')).map(e => e.id || e.getAttribute('name'))"
 
@@ -105,6 +120,20 @@ def browser():
         instance.close()
 
 
+def chapter_pages() -> set[str]:
+    """The built HTML paths of the chapters (the notebooks of the table of contents)."""
+    from book_sources import ROOT, chapters
+
+    return {str(p.relative_to(ROOT).with_suffix(".html")) for p in chapters()}
+
+
+def repository_url() -> str:
+    import yaml
+    from book_sources import ROOT
+
+    return yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"].rstrip("/")
+
+
 def audit(browser, base: str, page_path: str, screenshot: Path | None = None) -> tuple[list[str], list[str], set]:
     """Open one page; return (problems, links found, ids on the page)."""
     problems: list[str] = []
@@ -139,6 +168,8 @@ def audit(browser, base: str, page_path: str, screenshot: Path | None = None) ->
                 problems.append(f"MathJax did not load: {str(exc)[:120]}")
         problems += page.evaluate(MATH_AUDIT_JS) if has_math else []
         problems += page.evaluate(IMAGE_AUDIT_JS)
+        if page_path in chapter_pages():
+            problems += page.evaluate(BUTTONS_JS, repository_url())
         links = page.evaluate(LINKS_JS)
         ids = set(page.evaluate(IDS_JS))
         if screenshot is not None:
@@ -172,6 +203,7 @@ def test_every_page(browser, serve, html_dir, subtests=None):
     base = serve(html_dir)
     pages = book_pages(html_dir)
     assert "index.html" in pages and len(pages) > 3
+    assert chapter_pages() <= set(pages), "a chapter of the table of contents was not built"
     found, links, ids = {}, {}, {}
     for page_path in pages:
         shot = BUILD / "screenshots" / (page_path.replace("/", "__").removesuffix(".html") + ".png")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .book_sources import chapters, figure_outputs, markdown_text, title, toc_files
+from book_sources import chapters, figure_outputs, markdown_text, title, toc_files
 from .conftest import BUILD, require, require_tool
 
 PDF = Path(os.environ.get("EMBOOK_PDF", BUILD / "latex" / "em-book.pdf"))

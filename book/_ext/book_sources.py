@@ -62,6 +62,40 @@ def titled_directives(path: Path, name: str) -> list[tuple[str, str]]:
     return [(m.group(3), m.group(2).strip()) for m in pattern.finditer(markdown_text(path))]
 
 
+def glued_values(path: Path) -> dict[str, str]:
+    """{name: text/plain} of every value a notebook glued, from its stored outputs (myst-nb)."""
+    values = {}
+    for cell in code_cells(path):
+        for out in cell.get("outputs", []):
+            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name is not None:
+                prefix = out["metadata"]["scrapbook"].get("mime_prefix", "")
+                text = out.get("data", {}).get(prefix + "text/plain", "")
+                values[name] = "".join(text) if isinstance(text, list) else text
+    return values
+
+
+def glue_uses(path: Path) -> list[tuple[str, str]]:
+    """(name, format spec) of every ``{glue:text}`name:spec``` role in a page's prose."""
+    uses = []
+    for body in re.findall(r"\{glue(?::[a-z]+)?\}`([^`]+)`", markdown_text(path)):
+        name, _, spec = body.partition(":")
+        uses.append((name.strip(), spec.strip()))
+    return uses
+
+
+def prose_without_code_and_math(path: Path) -> str:
+    """A page's markdown with code, roles, directive options, labels and maths removed."""
+    text = markdown_text(path)
+    text = re.sub(r"^(`{3,}|~{3,}).*?^\1", "", text, flags=re.S | re.M)          # fenced code
+    text = re.sub(r"^\$\$.*?^\$\$.*$", "", text, flags=re.S | re.M)              # display maths
+    text = re.sub(r"\$[^$]+\$", "", text)                                        # inline maths
+    text = re.sub(r"\{[a-z:-]+\}`[^`]*`", "", text)                               # roles
+    text = re.sub(r"`[^`]*`", "", text)                                          # inline code
+    text = re.sub(r"^\s*:[a-z-]+:.*$", "", text, flags=re.M)                     # directive options
+    return text
+
+
 def figure_outputs(path: Path) -> list[dict]:
     """The code cells of a notebook that display a figure (a PNG output)."""
     return [c for c in code_cells(path)
@@ -97,4 +131,4 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["--write-exercises-index"]:
         (ROOT / "book" / "exercises.md").write_text(exercises_index_markdown())
     else:
-        sys.exit("usage: python tests/built_book/book_sources.py --write-exercises-index")
+        sys.exit("usage: python book/_ext/book_sources.py --write-exercises-index")
