@@ -22,7 +22,7 @@ APT_PACKAGES := chromium fonts-dejavu-core poppler-utils latexmk texlive-latex-r
                 texlive-latex-extra texlive-fonts-recommended tex-gyre
 
 .PHONY: venv system-deps book pdf test unit notebooks reproducible build-check downloaded browser \
-        pdf-check execute survey lock launch-cells exercises-index benchmark clean
+        pdf-check problems execute survey lock launch-cells exercises-index benchmark clean
 
 # The virtual environment: emlib (editable) and the pinned versions of requirements-lock.txt.
 $(BOOK_STAMP): pyproject.toml $(LOCK)
@@ -47,13 +47,19 @@ system-deps:
 
 # Execute every chapter and build the HTML book.
 book: $(BOOK_STAMP)
-	$(JB)
+	@echo "Executing the chapters and building the HTML book (a few minutes the first time) ..."
+	$(JB) -q
 	@echo "The book is built: open file://$(CURDIR)/_build/html/index.html"
 
 # Execute every chapter and build the PDF of the whole book (needs `make system-deps`).
 pdf: $(BOOK_STAMP)
-	$(JB) --builder pdflatex
+	$(JB) -q --builder pdflatex
 	@echo "The PDF is built: $(CURDIR)/_build/latex/em-book.pdf"
+
+# The problem set for instructors: every exercise of the book, no solutions (needs system-deps).
+problems: $(BOOK_STAMP)
+	EMBOOK_PROBLEMS=1 $(JB) -q --builder pdflatex --path-output _build/problems
+	@echo "The problem set is built: $(CURDIR)/_build/problems/_build/latex/em-book-problems.pdf"
 
 # Unit and property tests, every notebook against its stored outputs, a strict HTML build,
 # every page in a real browser, and the PDF. Browser and PDF checks are skipped (with the
@@ -83,7 +89,7 @@ browser: $(TEST_STAMP)
 	$(BIN)/python -m pytest tests/built_book/test_browser.py -q
 
 pdf-check: $(TEST_STAMP)
-	@if command -v latexmk >/dev/null; then $(JB) --builder pdflatex; \
+	@if command -v latexmk >/dev/null; then $(JB) -q --builder pdflatex; \
 	 else echo "pdf-check: latexmk not found, the PDF is not built (run make system-deps)"; fi
 	$(BIN)/python -m pytest tests/built_book/test_pdf.py -q
 

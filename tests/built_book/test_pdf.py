@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from book_sources import chapters, figure_outputs, markdown_text, title, toc_files
+from book_sources import chapters, code_cells, figure_outputs, markdown_text, title, toc_files
 from .conftest import BUILD, require, require_tool
 
 PDF = Path(os.environ.get("EMBOOK_PDF", BUILD / "latex" / "em-book.pdf"))
@@ -78,3 +78,95 @@ def test_every_figure_is_in_the_pdf_and_not_blank(tmp_path):
                        check=True)
         rendered = np.asarray(Image.open(next(tmp_path.glob(f"page-{page}*.png"))), dtype=float)
         assert (rendered < 200).mean() > 0.01, f"page {page} of the PDF is blank where a figure should be"
+
+
+# -- The PDF and the HTML number things the same way; no raw TeX; nothing runs off the page. --
+
+NUMBERED = re.compile(r"^(Definition|Theorem|Lemma|Corollary|Proposition|Algorithm|Remark|Example|Exercise)"
+                      r" (\d+\.\d+) \((.+)\)$")
+
+
+def html_numbered_items(html_dir: Path) -> list[str]:
+    """'Theorem 3.1 (Monotonicity of EM)', 'Exercise 3.2 (...)': every numbered, titled block of the HTML."""
+    from bs4 import BeautifulSoup
+
+    items = []
+    for page in chapters():
+        html = html_dir / page.relative_to(page.parents[1]).with_suffix(".html")
+        soup = BeautifulSoup(html.read_text(), "html.parser")
+        for heading in soup.select("p.admonition-title"):
+            text = re.sub(r"\s+", " ", heading.get_text(" ", strip=True))
+            if NUMBERED.match(text):
+                # maths in a title is raw TeX in the HTML source: compare the words before it
+                items.append(text.split("\\(")[0].rstrip(" ("))
+    return items
+
+
+def html_equation_numbers(html_dir: Path) -> list[str]:
+    from bs4 import BeautifulSoup
+
+    numbers = []
+    for page in chapters():
+        html = html_dir / page.relative_to(page.parents[1]).with_suffix(".html")
+        soup = BeautifulSoup(html.read_text(), "html.parser")
+        numbers += [e.get_text().strip("#").strip() for e in soup.select("span.eqno")]
+    return numbers
+
+
+@pytest.fixture(scope="module")
+def html_dir() -> Path:
+    html = Path(os.environ.get("EMBOOK_HTML_DIR", BUILD / "html"))
+    require((html / "index.html").exists(), f"no built book at {html}: run `make book` first")
+    return html
+
+
+def test_theorems_and_exercises_carry_the_same_numbers_as_in_the_html(pdf_text, html_dir):
+    items = html_numbered_items(html_dir)
+    assert len(items) > 50, f"only {len(items)} numbered blocks found in the HTML"
+    text = normalize(pdf_text)
+    missing = [item for item in items if normalize(item) not in text]
+    assert not missing, f"{len(missing)} numbered blocks of the HTML are numbered otherwise in the PDF: {missing[:8]}"
+
+
+def test_equations_carry_the_same_numbers_as_in_the_html(pdf_text, html_dir):
+    html_numbers = html_equation_numbers(html_dir)
+    assert len(html_numbers) > 50
+    pdf_numbers = set(re.findall(r"\((\d+\.\d+)\)", pdf_text))
+    missing = [n for n in html_numbers if n.strip("()") not in pdf_numbers]
+    assert not missing, f"equation numbers of the HTML that the PDF never shows: {missing[:10]}"
+    chapters_html = {n.strip("()").split(".")[0] for n in html_numbers}
+    chapters_pdf = {n.split(".")[0] for n in pdf_numbers if int(n.split(".")[0]) <= len(chapters())}
+    assert max(map(int, chapters_pdf)) == max(map(int, chapters_html)), "the PDF has more numbered chapters"
+
+
+def code_text() -> str:
+    """Every code cell and markdown code block of the book, white space removed (TeX is legal there)."""
+    parts = ["".join(c["source"]) for p in chapters() for c in code_cells(p)]
+    parts += re.findall(r"```[a-z]*\n(.*?)```", "\n".join(markdown_text(p) for p in toc_files()), flags=re.S)
+    return re.sub(r"\s+", "", "\n".join(parts))
+
+
+def test_no_tex_escaped_into_the_pdf_text(pdf_text):
+    """A wrapped line inside $...$ that starts with '- ' becomes a list item and prints its TeX raw."""
+    code = code_text()
+    tex = re.compile(r"\\(?:[a-zA-Z]{2,}|[()\[\]])|\$[^$\s][^$\n]{0,40}\$")
+    hits = []
+    for line in pdf_text.splitlines():
+        if "\u02d3\u2192" in line:   # "˓→": Sphinx's mark for a code line wrapped onto the next
+            continue
+        for match in tex.finditer(line):
+            # a piece of code, printed as it is in a code cell, is not a defect
+            context = re.sub(r"\s+", "", line[max(0, match.start() - 15):match.end() + 15])
+            if re.sub(r"\s+", "", match.group(0)) not in code or context[:12] not in code:
+                hits.append(line.strip()[:100])
+    assert not hits, f"raw TeX in the PDF text: {hits[:10]}"
+
+
+def test_nothing_runs_off_the_page():
+    """latexmk's log: every overfull line is at most a few points wide."""
+    log = PDF.with_suffix(".log")
+    require(log.exists(), f"no LaTeX log at {log}: run `make pdf` first")
+    widths = [float(w) for w in re.findall(r"Overfull \\hbox \((\d+(?:\.\d+)?)pt too wide\)",
+                                            log.read_text(errors="replace"))]
+    wide = [w for w in widths if w > 4.0]
+    assert not wide, f"{len(wide)} lines run off the page by up to {max(wide):.0f} pt (see {log.name})"
