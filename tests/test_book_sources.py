@@ -13,6 +13,7 @@ import pytest
 
 import launch_cell
 from book_sources import (ROOT, chapters, code_cells, directives, exercises_index_markdown, figure_outputs,
+                          results_index_markdown,
                           glue_uses, glued_values, markdown_text, prose_without_code_and_math, title)
 from myst_nb.core.variables import format_plain_text
 
@@ -186,9 +187,9 @@ def test_no_e_notation_in_prose(path):
     verdict("e_notation", path, hits[:5], "write powers of ten as 10⁻⁷ in prose, not")
 
 
-def test_exercises_index_is_current():
-    index = ROOT / "book" / "exercises.md"
-    assert index.read_text() == exercises_index_markdown(), "run `make exercises-index`"
+def test_exercises_and_results_indexes_are_current():
+    assert (ROOT / "book" / "exercises.md").read_text() == exercises_index_markdown(), "run `make exercises-index`"
+    assert (ROOT / "book" / "results.md").read_text() == results_index_markdown(), "run `make exercises-index`"
 
 
 def bib_entries():

@@ -102,27 +102,79 @@ def figure_outputs(path: Path) -> list[dict]:
             if any("image/png" in o.get("data", {}) for o in c.get("outputs", []))]
 
 
-def exercises_index_markdown() -> str:
-    """The text of book/exercises.md: every exercise of every chapter, by chapter."""
-    lines = [
-        "# Exercises",
-        "",
-        "Every exercise in the book, chapter by chapter, for instructors choosing problem sets.",
-        "Each exercise has its solution in a dropdown just below it in its chapter.",
-        "This page is generated from the chapters (`make exercises-index`); a test checks it is current.",
-        "",
-    ]
+def chapter_numbers() -> dict[str, int]:
+    """{stem: number} of the chapters in the numbered parts of _toc.yml, as the HTML numbers them."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    stems = [Path(c["file"]).name for part in toc.get("parts", []) if part.get("numbered")
+             for c in part["chapters"]]
+    return {stem: i for i, stem in enumerate(stems, start=1)}
+
+
+RESULT_KINDS = ("theorem", "lemma", "proposition", "corollary", "definition", "algorithm")
+
+
+def numbered_blocks(path: Path, kinds: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """(kind, "c.n", label) of the numbered directives of the given kinds in a chapter, in order.
+
+    Each kind is counted separately within its chapter, as sphinx-exercise and sphinx-proof do.
+    """
+    pattern = re.compile(r"^(?:`{3,}|:{3,})\{(?:prf:)?(" + "|".join(kinds) + r")\}[^\n]*\n"
+                         r"(?:[^\n]*\n)*?\s*:label:\s*(\S+)", flags=re.MULTILINE)
+    chapter = chapter_numbers()[path.stem]
+    counts: dict[str, int] = {}
+    blocks = []
+    for match in pattern.finditer(markdown_text(path)):
+        kind = match.group(1)
+        counts[kind] = counts.get(kind, 0) + 1
+        blocks.append((kind, f"{chapter}.{counts[kind]}", match.group(2)))
+    return blocks
+
+
+def _index_page(heading: str, intro: list[str], kinds: tuple[str, ...], role: str | None) -> str:
+    """An index of numbered blocks by chapter. ``role`` links them where their anchors exist
+    (``ref`` for exercises only in HTML, since their LaTeX has no labels; ``prf:ref`` everywhere)."""
+    lines = [f"# {heading}", "", *intro, ""]
     for path in chapters():
-        exercises = titled_directives(path, "exercise")
-        if not exercises:
+        titles = dict(titled_directives_any(path, kinds))
+        blocks = numbered_blocks(path, kinds)
+        if not blocks:
             continue
-        lines += [f"## {title(path)}", "", f"In {{doc}}`{path.stem}`:", ""]
-        # Links in HTML; in the PDF (where exercise labels have no anchors) the titles as text.
-        lines += ["```{only} html"] + [f"- {{ref}}`{label}`" for label, _ in exercises] + ["```", ""]
-        lines += ["```{only} latex"]
-        lines += [f"- {name}" if name else "- (untitled exercise)" for _, name in exercises]
-        lines += ["```", ""]
+        lines += [f"## {chapter_numbers()[path.stem]}. {title(path)}", ""]
+        entry = [(f"{kind.title()} {number}", titles.get(label, ""), label) for kind, number, label in blocks]
+        if role == "prf:ref":
+            lines += [f"- {{prf:ref}}`{name} <{label}>`" + (f": {text}" if text else "") for name, text, label in entry]
+        else:
+            lines += ["```{only} html"]
+            lines += [f"- {{ref}}`{name} <{label}>`" + (f": {text}" if text else "") for name, text, label in entry]
+            lines += ["```", "", "```{only} latex"]
+            lines += [f"- {name}" + (f": {text}" if text else "") for name, text, label in entry]
+            lines += ["```"]
+        lines.append("")
     return "\n".join(lines)
+
+
+def titled_directives_any(path: Path, kinds: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(label, title) of the directives of any of the given kinds (prf: or not) of a page."""
+    return [pair for kind in kinds for name in (kind, "prf:" + kind) for pair in titled_directives(path, name)]
+
+
+def exercises_index_markdown() -> str:
+    """The text of book/exercises.md: every exercise of every chapter, numbered and titled."""
+    return _index_page("Exercises", [
+        "Every exercise in the book, chapter by chapter, with the number it carries in its chapter",
+        "and in the PDF, for instructors choosing problem sets. Each exercise has its solution in a",
+        "dropdown just below it; `make problems` builds a PDF of the exercises without solutions.",
+        "This page is generated from the chapters (`make exercises-index`); a test checks it is current.",
+    ], ("exercise",), role="ref")
+
+
+def results_index_markdown() -> str:
+    """The text of book/results.md: every theorem, lemma, proposition, corollary, definition and algorithm."""
+    return _index_page("Theorems and definitions", [
+        "Every theorem, lemma, proposition, corollary, definition and algorithm of the book, chapter",
+        "by chapter, with its number and title. Each has a test that checks it numerically.",
+        "This page is generated from the chapters (`make exercises-index`); a test checks it is current.",
+    ], RESULT_KINDS, role="prf:ref")
 
 
 if __name__ == "__main__":
@@ -130,5 +182,6 @@ if __name__ == "__main__":
 
     if sys.argv[1:] == ["--write-exercises-index"]:
         (ROOT / "book" / "exercises.md").write_text(exercises_index_markdown())
+        (ROOT / "book" / "results.md").write_text(results_index_markdown())
     else:
         sys.exit("usage: python book/_ext/book_sources.py --write-exercises-index")
