@@ -1,0 +1,83 @@
+"""Numbers in the prose: ``{eval}`name``` roles, evaluated in the chapter's kernel.
+
+A chapter computes a number in a code cell (through ``emlib.reporting``, which checks its digits)
+and names it; the prose shows it with ``{eval}`name```. Three readers see the same value:
+
+- the built book: myst-nb evaluates the role while it executes the chapter (``execute_notebooks:
+  inline`` in ``_config.yml``);
+- JupyterLab with jupyterlab-myst: it evaluates the role in the live kernel when the markdown cell
+  is run, and shows the value stored in the cell's ``user_expressions`` metadata before that;
+- the tests: the stored value of every role is compared with a fresh evaluation, in the ordinary
+  nbval run and in the one under another numerical environment (``book/conftest.py``).
+
+``python book/_ext/inline_values.py book/x.ipynb ...`` (``make execute``) executes chapters top to
+bottom in a fresh kernel, as nbconvert does, and also evaluates every markdown cell's roles at its
+place in the chapter, storing them in the format jupyterlab-myst reads and writes.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+EVAL_ROLE = re.compile(r"\{eval\}`([^`]+)`")
+
+
+def expressions(markdown: str) -> list[str]:
+    """The expressions of the ``{eval}`...``` roles of a markdown cell, in order."""
+    return EVAL_ROLE.findall(markdown)
+
+
+def stored_values(cell) -> dict[str, str]:
+    """{expression: text/plain} stored in a markdown cell's ``user_expressions`` metadata."""
+    return {e["expression"]: e["result"].get("data", {}).get("text/plain", "")
+            for e in cell.get("metadata", {}).get("user_expressions", [])
+            if e.get("result", {}).get("status") == "ok"}
+
+
+def request(exprs: list[str]) -> dict:
+    """The keyword arguments of a silent execute request that evaluates ``exprs``."""
+    return {"code": "", "silent": True, "store_history": False,
+            "user_expressions": {str(i): e for i, e in enumerate(exprs)}}
+
+
+def results(exprs: list[str], reply_content: dict) -> list[dict]:
+    """jupyterlab-myst's ``user_expressions`` metadata from an execute reply; raises on an error."""
+    out = []
+    for i, expr in enumerate(exprs):
+        result = reply_content["user_expressions"][str(i)]
+        if result.get("status") != "ok":
+            raise RuntimeError(f"{{eval}}`{expr}` failed: {result.get('ename')}: {result.get('evalue')}")
+        out.append({"expression": expr, "result": result})
+    return out
+
+
+def execute(path: Path, timeout: int = 1200) -> None:
+    """Execute a chapter in place, storing code outputs and the values of its prose roles."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    class ProseClient(NotebookClient):
+        async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+            if cell.cell_type != "markdown":
+                return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+            exprs = expressions(cell.source)
+            cell.metadata.pop("user_expressions", None)
+            if exprs:
+                msg_id = self.kc.execute(**request(exprs))
+                reply = await self.async_wait_for_reply(msg_id, cell)
+                cell.metadata["user_expressions"] = results(exprs, reply["content"])
+            return cell
+
+    nb = nbformat.read(path, as_version=4)
+    ProseClient(nb, timeout=timeout, kernel_name="python3", allow_errors=False,
+                resources={"metadata": {"path": str(path.parent)}}).execute()
+    nbformat.write(nb, path)
+
+
+if __name__ == "__main__":
+    if not sys.argv[1:]:
+        sys.exit("usage: python book/_ext/inline_values.py book/x.ipynb [...]")
+    for arg in sys.argv[1:]:
+        print(f"executing {arg}", flush=True)
+        execute(Path(arg).resolve())
