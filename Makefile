@@ -21,7 +21,7 @@ CHAPTERS ?= $(wildcard book/*.ipynb)
 APT_PACKAGES := chromium fonts-dejavu-core poppler-utils latexmk texlive-latex-recommended \
                 texlive-latex-extra texlive-fonts-recommended tex-gyre
 
-.PHONY: venv system-deps book pdf test unit notebooks reproducible build-check downloaded browser \
+.PHONY: venv venv-book system-deps book pdf test unit notebooks reproducible build-check downloaded browser \
         pdf-check problems execute survey lock launch-cells exercises-index benchmark clean
 
 # The virtual environment: emlib (editable) and the pinned versions of requirements-lock.txt.
@@ -37,6 +37,8 @@ $(TEST_STAMP): $(BOOK_STAMP)
 	touch $(TEST_STAMP)
 
 venv: $(TEST_STAMP)
+
+venv-book: $(BOOK_STAMP)
 
 system-deps:
 	@if command -v apt-get >/dev/null; then \
@@ -94,9 +96,10 @@ pdf-check: $(TEST_STAMP)
 	$(BIN)/python -m pytest tests/built_book/test_pdf.py -q
 
 # Re-execute chapters in place (all, or CHAPTERS="book/a.ipynb book/b.ipynb"), storing the outputs
-# that nbval compares. Run it after changing a chapter or emlib.
+# that nbval compares and the values of the prose's {eval} roles. Run it after changing a chapter
+# or emlib.
 execute: $(TEST_STAMP)
-	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1200 $(CHAPTERS)
+	$(BIN)/python book/_ext/inline_values.py $(CHAPTERS)
 
 # Execute chapters under five numerical environments and print every output that differs.
 survey: $(TEST_STAMP)
