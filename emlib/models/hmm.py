@@ -32,7 +32,7 @@ logarithms of the normalizers. Two implementations give the same numbers:
   carried along.
 
 ``method="auto"`` takes the scan for long batches of few sequences and the loop otherwise
-(measured with benchmarks/hmm_vs_hmmlearn.py). If a normalizer underflows to zero (a state
+(measured with benchmarks/hmm_vs_hmmlearn.py --sweep). If a normalizer underflows to zero (a state
 that the chain allows has negligible density and every state it could be in has none), the
 affected computation is repeated in log space, which cannot underflow.
 """
@@ -49,10 +49,12 @@ from .gaussian_mixture import GaussianMixture, GaussianMixtureParams, GaussianMi
 
 _METHODS = ("auto", "loop", "scan")
 #: The scan replaces a Python step per time point by about 2 log2(T) vectorized passes but does
-#: about K times more arithmetic (matrix-matrix instead of vector-matrix products). It wins when
-#: the batch is long and narrow; measured on a 2-core machine with K = 4 (see the benchmark).
-_SCAN_MIN_LENGTH = 512
-_SCAN_MAX_WIDTH = 8
+#: about K times more arithmetic (matrix-matrix instead of vector-matrix products). It wins for
+#: long batches of few sequences: measured with ``benchmarks/hmm_vs_hmmlearn.py --sweep`` (K = 4)
+#: on a 2-core machine, the scan was faster for up to 16 sequences side by side from T = 64 on,
+#: the loop for 64 sequences and more.
+_SCAN_MIN_LENGTH = 64
+_SCAN_MAX_WORK = 64          # at most _SCAN_MAX_WORK // K sequences go through the scan together
 
 
 # ---------------------------------------------------------------------------------------- data
@@ -311,17 +313,17 @@ class _Batch:
             out[self.index[self.valid]] = padded[self.valid]
 
 
-def _groups(lengths: np.ndarray, method: str) -> list[tuple[str, np.ndarray]]:
+def _groups(lengths: np.ndarray, method: str, K: int) -> list[tuple[str, np.ndarray]]:
     """Which sequences go through which message pass: [(method, indices)].
 
-    ``"auto"``: the longest sequences, while there are at most ``_SCAN_MAX_WIDTH`` of them and
-    each has at least ``_SCAN_MIN_LENGTH`` points, go through the scan; the others through the
-    time loop, which is faster for many sequences side by side.
+    ``"auto"``: the longest sequences, at most ``_SCAN_MAX_WORK // K`` of them and each of at
+    least ``_SCAN_MIN_LENGTH`` points, go through the scan; the others through the time loop,
+    which is faster for many sequences side by side.
     """
     everything = np.arange(lengths.size)
     if method != "auto":
         return [(method, everything)]
-    longest = np.argsort(-lengths, kind="stable")[:_SCAN_MAX_WIDTH]
+    longest = np.argsort(-lengths, kind="stable")[:max(1, _SCAN_MAX_WORK // K)]
     long_ = np.sort(longest[lengths[longest] >= _SCAN_MIN_LENGTH])
     rest = np.setdiff1d(everything, long_)
     return [(m, idx) for m, idx in (("scan", long_), ("loop", rest)) if idx.size]
@@ -460,7 +462,7 @@ class GaussianHMM:
         xi = np.zeros((K, K))
         loglik = np.empty(seqs.n_sequences)
         offsets = seqs.offsets
-        for method, idx in _groups(seqs.lengths, self.method):
+        for method, idx in _groups(seqs.lengths, self.method, K):
             batch = _Batch(seqs.lengths[idx], offsets[idx])
             b = batch.gather(b_all, 0.0)                                # (T, S, K)
             offset = batch.gather(shift, 0.0)[..., 0].sum(axis=0)       # (S,) sum_t max_k log b_t(k)
