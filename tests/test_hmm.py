@@ -17,10 +17,19 @@ from hmmlearn.hmm import GaussianHMM as HmmlearnGaussianHMM
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from scipy.special import logsumexp
+from threadpoolctl import threadpool_limits
 
 import emlib
 from emlib import GaussianHMM, GaussianHMMParams
 from emlib.models.hmm import Sequences
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    """hmmlearn solves tiny triangular systems for every sequence and iteration; on a shared
+    machine threaded BLAS makes each of them wait for the other threads (seconds per test)."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def random_params(rng, K, D, covariance_type="full"):
