@@ -8,6 +8,7 @@ from .em import ConvergenceMonitor, EMResult, em
 from .models import ComponentCollapseWarning, GaussianMixture, GaussianMixtureParams, GaussianMixtureStats
 from .models import BayesianGaussianMixture, VariationalPosterior
 from .models import GeneticLinkage, GeneticLinkageParams, GeneticLinkageStats
+from .models import GaussianHMM, GaussianHMMParams, GaussianHMMPosterior, GaussianHMMStats
 from .models import NormalParams, NormalPosterior, NormalStats, NormalWithMissing
 from .variants.cavi import CAVIResult, cavi
 from .models import PoissonMixture, PoissonMixtureParams, PoissonMixtureStats
@@ -33,6 +34,10 @@ __all__ = [
     "ComponentCollapseWarning",
     "ConvergenceMonitor",
     "EMResult",
+    "GaussianHMM",
+    "GaussianHMMParams",
+    "GaussianHMMPosterior",
+    "GaussianHMMStats",
     "GaussianMixture",
     "GaussianMixtureParams",
     "GaussianMixtureStats",

@@ -24,6 +24,25 @@ def old_faithful() -> np.ndarray:
     return _read_csv("old_faithful.csv")
 
 
+def nile() -> np.ndarray:
+    """Annual flow of the river Nile at Aswan, 1871-1970 (Cobb 1978): 100 years.
+
+    The volume of water that passed Aswan each year, in units of 10^8 cubic metres; the series
+    has an apparent change in level near 1898. Shipped as
+    ``emlib/data/nile.csv``, copied unchanged from the Python package statsmodels (file
+    ``statsmodels/datasets/nile/nile.csv`` of statsmodels 0.15.0, BSD-3-Clause), whose
+    documentation of the data set states: "This is public domain." First analysed as a
+    change-point problem by G. W. Cobb, Biometrika 65(2), 243-251 (1978); the same values are
+    R's ``datasets::Nile``.
+
+    Returns
+    -------
+    ndarray, shape (100, 2)
+        Column 0: the year (1871, ..., 1970); column 1: the flow (10^8 m^3).
+    """
+    return _read_csv("nile.csv")
+
+
 def genetic_linkage() -> np.ndarray:
     """The genetic linkage counts of Dempster, Laird and Rubin (1977), first analysed by Fisher and by Rao.
 
