@@ -108,14 +108,25 @@ def _execute(notebook: Path, env: dict[str, str], out_dir: Path) -> Path:
 
 
 def _texts(path: Path) -> list[list[str]]:
-    """Per code cell, the text of every output (streams and text/plain), images left out."""
+    """Per code cell, the text of every output (streams and text/plain), images left out.
+
+    Consecutive chunks of one stream are joined, as nbval does: a kernel under load splits
+    the same printed text into chunks at other places.
+    """
     cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
     texts = []
     for cell in cells:
-        parts = []
+        parts, last_stream = [], None
         for out in cell.get("outputs", []):
             if "text" in out:
-                parts.append("".join(out["text"]))
+                text = "".join(out["text"])
+                if out.get("name") == last_stream:
+                    parts[-1] += text
+                else:
+                    parts.append(text)
+                last_stream = out.get("name")
+                continue
+            last_stream = None
             for key, value in out.get("data", {}).items():
                 if key.startswith("image/"):
                     continue
