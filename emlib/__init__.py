@@ -15,6 +15,7 @@ from .models import PoissonMixture, PoissonMixtureParams, PoissonMixtureStats
 from .params import flatten_params, unflatten_params
 from .rate import em_map, em_map_jacobian
 from . import reporting
+from . import standard_errors
 from .variants._extrapolation import AcceleratedEMResult
 from .variants.aitken import aitken_em, aitken_limit
 from .variants.cem import cem
@@ -68,6 +69,7 @@ __all__ = [
     "reporting",
     "online_em",
     "squarem",
+    "standard_errors",
     "stochastic_em",
     "unflatten_params",
     "gem",

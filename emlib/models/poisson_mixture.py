@@ -231,6 +231,133 @@ class PoissonMixture:
                              "use fewer components.")
         return PoissonMixtureParams(counts / counts.sum(), sum_x / counts)
 
+    # ------------------------------------------------------------------ unconstrained coordinates
+    def to_unconstrained(self, params: PoissonMixtureParams) -> np.ndarray:
+        """The unconstrained vector eta of ``params``: K - 1 logits, then K log-rates.
+
+        eta = (log pi_1 - log pi_K, ..., log pi_{K-1} - log pi_K, log lambda_1, ..., log lambda_K)
+        (book: chapter "EM versus gradient methods", equation ``em_vs_gradient-poisson-eta``).
+        Every real vector of length 2K - 1 is the image of exactly one parameter with positive
+        weights, so optimizers without constraints apply.
+
+        Returns
+        -------
+        ndarray, shape (2K - 1,)
+
+        Raises
+        ------
+        ValueError
+            If a weight is 0 (it has no logit).
+        """
+        params = self.check_params(params)
+        if np.any(params.weights <= 0):
+            raise ValueError("weights must be positive to have logits; got a zero weight. "
+                             "Start from positive weights.")
+        log_w = np.log(params.weights)
+        return np.concatenate([log_w[:-1] - log_w[-1], np.log(params.rates)])
+
+    def from_unconstrained(self, eta) -> PoissonMixtureParams:
+        """The parameters of an unconstrained vector eta (inverse of :meth:`to_unconstrained`).
+
+        pi = softmax(eta_1, ..., eta_{K-1}, 0) and lambda_k = exp(eta_{K-1+k}).
+
+        Parameters
+        ----------
+        eta : array_like, shape (2K - 1,)
+
+        Raises
+        ------
+        ValueError
+            If eta has the wrong shape, is not finite, or gives a rate that overflows or
+            underflows (an optimizer's step that is far too long).
+        """
+        K = self.n_components
+        eta = np.asarray(eta, dtype=float)
+        if eta.shape != (2 * K - 1,):
+            raise ValueError(f"eta must have shape ({2 * K - 1},) for {K} components (K - 1 logits, "
+                             f"then K log-rates); got shape {eta.shape}.")
+        if not np.all(np.isfinite(eta)):
+            raise ValueError("eta contains NaN or infinite values; if this happened in an optimizer, "
+                             "its step was too long.")
+        logits = np.append(eta[:K - 1], 0.0)
+        w = np.exp(logits - logits.max())
+        with np.errstate(over="ignore", under="ignore"):
+            rates = np.exp(eta[K - 1:])
+        if not np.all(np.isfinite(rates)) or np.any(rates <= 0):
+            raise ValueError(f"the log-rates {np.round(eta[K - 1:], 3).tolist()} give a rate that "
+                             "overflows or is 0; if this happened in an optimizer, its step was too long.")
+        return PoissonMixtureParams(w / w.sum(), rates)
+
+    def log_likelihood_derivatives(self, X, eta) -> tuple[float, np.ndarray, np.ndarray]:
+        """l(eta), its gradient and its Hessian in the unconstrained coordinates, from one pass.
+
+        With pi = softmax(alpha, 0), lambda = exp(beta), the responsibilities r_nk, and the
+        statistics N_k = sum_n r_nk, S_k = sum_n r_nk x_n (book: equations
+        ``em_vs_gradient-poisson-grad`` and ``em_vs_gradient-poisson-hess``),
+
+            d l / d alpha_j = N_j - N pi_j,        d l / d beta_k = S_k - N_k lambda_k,
+
+        and the Hessian is -I_c + I_m (the missing-information principle, computed as Louis
+        (1982) does): I_c = N (diag pi' - pi' pi'^T) (+) diag(N_k lambda_k), pi' the first K - 1
+        weights, is the expected complete-data information, and I_m = sum_n Cov_{r_n}(u_nk),
+        u_nk = (e_k[:K-1], e_k (x_n - lambda_k)), the covariance of the complete-data scores
+        under the posterior. Like :meth:`e_step`, the pass runs over the distinct counts.
+
+        Parameters
+        ----------
+        X : array_like, shape (N,) or (N, 1)
+            Counts.
+        eta : array_like, shape (2K - 1,)
+            See :meth:`to_unconstrained`.
+
+        Returns
+        -------
+        value : float
+            l(eta) = log p(X | theta(eta)).
+        gradient : ndarray, shape (2K - 1,)
+        hessian : ndarray, shape (2K - 1, 2K - 1)
+        """
+        value, gradient, complete, missing = self._unconstrained_pieces(X, eta)
+        return value, gradient, missing - complete
+
+    def unconstrained_information(self, X, eta) -> tuple[np.ndarray, np.ndarray]:
+        """The complete and missing information (I_c, I_m) in the unconstrained coordinates.
+
+        I_c - I_m is the observed information, minus the Hessian of :meth:`log_likelihood_derivatives`.
+
+        Returns
+        -------
+        complete, missing : ndarray, shape (2K - 1, 2K - 1)
+        """
+        _, _, complete, missing = self._unconstrained_pieces(X, eta)
+        return complete, missing
+
+    def _unconstrained_pieces(self, X, eta):
+        X = self.check_data(X)
+        params = self.from_unconstrained(eta)
+        K, P = self.n_components, 2 * self.n_components - 1
+        values, multiplicity = np.unique(X[:, 0], return_counts=True)
+        m = multiplicity.astype(float)
+        log_joint = self._log_joint_values(values, params)
+        log_norm = logsumexp_rows(log_joint)
+        r = np.exp(log_joint - log_norm[:, None])                     # (V, K)
+        counts, sum_x = m @ r, (m * values) @ r                       # N_k, S_k
+        n, pi, lam = m.sum(), params.weights, params.rates
+        gradient = np.concatenate([(counts - n * pi)[:K - 1], sum_x - counts * lam])
+        # complete-data scores u_vk without their constant part, (V, K, P)
+        u = np.zeros((values.size, K, P))
+        idx = np.arange(K - 1)
+        u[:, idx, idx] = 1.0
+        u[:, np.arange(K), K - 1 + np.arange(K)] = values[:, None] - lam
+        mean = np.einsum("vk,vkp->vp", r, u)
+        second = np.einsum("v,vk,vkp,vkq->pq", m, r, u, u)
+        missing = second - np.einsum("v,vp,vq->pq", m, mean, mean)
+        complete = np.zeros((P, P))
+        head = pi[:K - 1]
+        complete[:K - 1, :K - 1] = n * (np.diag(head) - np.outer(head, head))
+        complete[K - 1:, K - 1:] = np.diag(counts * lam)
+        return float(m @ log_norm), gradient, complete, 0.5 * (missing + missing.T)
+
     # ------------------------------------------------------------------ starting and sampling
     def init_params(self, X, rng: np.random.Generator) -> PoissonMixtureParams:
         """A starting point theta_0: equal weights, rates spread around the mean count.
