@@ -113,9 +113,19 @@ def _texts(path: Path) -> list[list[str]]:
     texts = []
     for cell in cells:
         parts = []
+        previous = None
         for out in cell.get("outputs", []):
             if "text" in out:
-                parts.append("".join(out["text"]))
+                text = "".join(out["text"])
+                # consecutive chunks of one stream are one output (as nbval and the book merge
+                # them): where the kernel split a stream depends on timing, not on the numbers
+                if previous == out.get("name") and parts:
+                    parts[-1] += text
+                else:
+                    parts.append(text)
+                previous = out.get("name")
+                continue
+            previous = None
             for key, value in out.get("data", {}).items():
                 if key.startswith("image/"):
                     continue
