@@ -163,3 +163,50 @@ def test_em_step_is_the_gradient_step_with_step_sigma2_over_Nk(chapter):
         em_step = model.m_step(stats).means.ravel() - np.array(mu)
         scaled = np.ravel(VARIANCES) / stats.counts * grad_at(model, X, obj, mu)
         np.testing.assert_allclose(em_step, scaled, rtol=1e-10, atol=1e-12)
+
+
+def test_permuting_whole_components_is_a_symmetry_only_when_everything_is_estimated():
+    # with weights and covariances estimated, swapping whole (pi_k, mu_k, Sigma_k) triples
+    # leaves ell unchanged, whatever the weights; with weights held fixed and unequal,
+    # swapping only the means does not
+    X = np.random.default_rng(7).normal(size=(60, 1))
+    free = emlib.GaussianMixture(2, "diag")
+    theta = emlib.GaussianMixtureParams([0.3, 0.7], [[-1.0], [1.5]], [[1.0], [0.5]])
+    swapped = emlib.GaussianMixtureParams([0.7, 0.3], [[1.5], [-1.0]], [[0.5], [1.0]])
+    assert free.log_likelihood(X, swapped) == pytest.approx(free.log_likelihood(X, theta),
+                                                            rel=1e-13)
+    fixed = emlib.GaussianMixture(2, "diag", fixed={"weights": WEIGHTS, "covariances": VARIANCES})
+    means_swapped = emlib.GaussianMixtureParams(WEIGHTS, [[1.5], [-1.0]], VARIANCES)
+    assert abs(fixed.log_likelihood(X, means_swapped) - fixed.log_likelihood(X, theta)) > 1.0
+
+
+def test_the_surface_is_steepest_at_the_edges_and_flat_only_far_outside(chapter, stationary):
+    model, X, obj = chapter
+    corners = [np.linalg.norm(grad_at(model, X, obj, c))
+               for c in itertools.product([-3.0, 3.5], repeat=2)]
+    assert 160 < min(corners) and max(corners) < 330
+    top = stationary[0]
+    near = max(np.linalg.norm(grad_at(model, X, obj, top + 0.25 * np.array([np.cos(a), np.sin(a)])))
+               for a in np.linspace(0, 2 * np.pi, 16, endpoint=False))
+    assert near < 30 < min(corners) / 5
+    assert abs(grad_at(model, X, obj, (top[0], 8.0))[1]) < 1e-4
+
+
+def test_em_needs_fewer_iterations_than_gradient_ascent_except_from_d(chapter):
+    model, X, obj = chapter
+    for label, em_fewer in [("A", True), ("B", True), ("C", True), ("D", False)]:
+        ga = gradient_ascent(obj, STARTS[label], step=0.01, max_iter=1000)
+        em = emlib.em(model, X, obj.to_params(STARTS[label]))
+        assert (em.n_iter < ga.n_iter) == em_fewer
+
+
+def test_the_step_002_curve_drops_climbs_back_and_alternates(chapter, stationary):
+    model, X, obj = chapter
+    top = obj.value(stationary[0])
+    gap = top - gradient_ascent(obj, STARTS["A"], step=0.02, max_iter=100, tol=0).log_likelihood
+    assert gap[:15].min() < 2                        # it first falls to about 1 ...
+    assert 19 < gap[-2:].min() < gap[-2:].max() < 24  # ... then alternates near 19 and 23
+    em = emlib.em(model, X, obj.to_params(STARTS["A"]), max_iter=100, tol=0)
+    ga = gradient_ascent(obj, STARTS["A"], step=0.01, max_iter=100, tol=0)
+    first = [int(np.argmax(top - fit.log_likelihood < 1e-7)) for fit in (em, ga)]
+    assert first == [11, 49]                         # "within 1e-7 from iteration ... on"

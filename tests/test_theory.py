@@ -412,7 +412,8 @@ def test_hard_assignment_gap_is_minus_sum_of_log_responsibilities(case):
 
 
 def test_em_mean_update_is_a_gradient_step_scaled_by_covariance_over_count(case):
-    # em_algorithm exercise: mu_k^{t+1} = mu_k^t + (Sigma_k^t / N_k) grad_{mu_k} loglik(theta_t).
+    # hidden_variables (text and exercise "EM as a rescaled gradient step"), here for every model:
+    # mu_k^{t+1} = mu_k^t + (Sigma_k^t / N_k) grad_{mu_k} loglik(theta_t).
     model, X, theta = case
     q, new = em_step(model, X, theta)
     counts = q.sum(axis=0)
@@ -427,8 +428,9 @@ def test_em_mean_update_is_a_gradient_step_scaled_by_covariance_over_count(case)
 
 
 def test_symmetric_start_becomes_the_single_gaussian_fit_after_one_step():
-    # em_algorithm exercise "The symmetric start": equal components -> every component becomes the
-    # one-Gaussian maximum likelihood fit (sample mean, biased sample covariance), for any common start.
+    # em_algorithm, "A symmetric start that EM never leaves": equal components -> every component
+    # becomes the one-Gaussian maximum likelihood fit (sample mean, biased sample covariance), for
+    # any common start.
     X = emlib.datasets.old_faithful()
     model = emlib.GaussianMixture(3, reg_covar=0.0)
     start = emlib.GaussianMixtureParams([1 / 3] * 3, [[1.0, 50.0]] * 3, [np.diag([2.0, 300.0])] * 3)
