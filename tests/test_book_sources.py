@@ -204,6 +204,15 @@ def test_every_reference_is_complete(kind, key, body):
         f"{key}: give a DOI (or a URL or ISBN where there is none)"
 
 
+def test_every_bibliography_entry_is_well_formed_and_unique():
+    text = (ROOT / "book" / "references.bib").read_text()
+    entries = re.split(r"(?m)^(?=@)", text)[1:]
+    keys = [re.match(r"@\w+\{([^,]+),", e).group(1) for e in entries]
+    assert len(keys) == len(set(keys)), f"duplicate keys: {sorted(k for k in keys if keys.count(k) > 1)}"
+    unbalanced = [k for k, e in zip(keys, entries) if e.count("{") != e.count("}")]
+    assert not unbalanced, f"entries whose braces do not balance: {unbalanced}"
+
+
 def test_every_cited_key_is_in_the_bibliography():
     keys = {key for _, key, _ in bib_entries()}
     for path in CHAPTERS:
