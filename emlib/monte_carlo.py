@@ -39,15 +39,20 @@ from scipy.special import logsumexp
 from ._validation import as_float_array, check_generator, check_probability_rows, check_probability_vector
 
 __all__ = [
+    "effective_sample_size",
     "log_importance_weights",
     "log_marginal_estimate",
     "log_mean_exp",
     "log_prob_of_configurations",
     "log_relative_second_moment",
+    "per_point_log_marginal_estimate",
+    "per_point_relative_variance",
     "relative_variance",
+    "renyi2_divergences",
     "reparameterization_gradient",
     "sample_configurations",
     "score_function_gradient",
+    "self_normalized_weights",
 ]
 
 
@@ -238,6 +243,134 @@ def relative_variance(log_joint, proposal, n_samples: int = 1) -> float:
     S = _check_n_samples(n_samples)
     with np.errstate(over="ignore"):
         return float(np.expm1(log_relative_second_moment(log_joint, proposal)) / S)
+
+
+# ---------------------------------------------------------------------- one factor per point
+def renyi2_divergences(log_joint, proposal) -> np.ndarray:
+    """log c_n = D_2(p(z_n | x_n, theta) || g_n), the Renyi divergence of order 2 of each point.
+
+    Equation ``tractable_estep-renyi``: D_2(p || g) = log sum_k p(k)^2 / g(k). For one point,
+    ``exp(D_2) = c_n`` is the second moment of its importance weight divided by p(x_n | theta)^2;
+    the sum over points is :func:`log_relative_second_moment`. Each entry is >= 0, and 0 exactly
+    when g_n is the posterior of point n.
+
+    Parameters
+    ----------
+    log_joint : array_like, shape (N, K)
+        log p(x_n, z_n = k | theta).
+    proposal : array_like, shape (N, K) or (K,)
+        g_n(k); positive wherever ``log_joint`` is finite.
+
+    Returns
+    -------
+    ndarray, shape (N,)
+    """
+    lj = _check_log_joint(log_joint)
+    g = _check_proposal(proposal, lj.shape[0])
+    _check_support(lj, g)
+    with np.errstate(divide="ignore"):
+        log_g = np.log(g)
+    terms = np.where(lj > -np.inf, 2.0 * lj - np.where(g > 0, log_g, 0.0), -np.inf)
+    # rounding can give -1e-16 where the divergence is exactly 0 (g_n the posterior)
+    return np.maximum(logsumexp(terms, axis=1) - 2.0 * logsumexp(lj, axis=1), 0.0)
+
+
+def per_point_log_marginal_estimate(log_joint, proposal, n_samples: int,
+                                    rng: np.random.Generator) -> float:
+    """log of the per-point estimator prod_n (1/m) sum_s w_n(z_n^(s)) of p(x | theta).
+
+    Equation ``tractable_estep-per-point``: when the data points are independent,
+    p(x | theta) = prod_n p(x_n | theta), and each factor is estimated by its own average of m
+    importance weights w_n(k) = p(x_n, z_n = k | theta) / g_n(k), z_n^(s) ~ g_n. The product of
+    independent unbiased factors is unbiased; its relative variance is
+    :func:`per_point_relative_variance`.
+
+    Parameters
+    ----------
+    log_joint : array_like, shape (N, K)
+    proposal : array_like, shape (N, K) or (K,)
+    n_samples : int
+        m, the draws per point (N * m labels in total).
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    float
+    """
+    lj = _check_log_joint(log_joint)
+    g = _check_proposal(proposal, lj.shape[0])
+    _check_support(lj, g)
+    z = sample_configurations(g, n_samples, rng)                       # (m, N)
+    with np.errstate(divide="ignore"):
+        log_g = np.log(g)
+    points = np.arange(lj.shape[0])
+    log_w = lj[points, z] - log_g[points, z]                          # (m, N)
+    return float(np.sum(log_mean_exp(log_w, axis=0)))
+
+
+def per_point_relative_variance(log_joint, proposal, n_samples: int) -> float:
+    """Var[p_hat] / p(x | theta)^2 of the per-point estimator: prod_n (1 + (c_n - 1) / m) - 1.
+
+    Equation ``tractable_estep-per-point-relvar``, with c_n = exp(D_2) from
+    :func:`renyi2_divergences` and m draws per point. For large m it is close to
+    sum_n (c_n - 1) / m: linear in N, where the estimator of whole configurations has
+    (prod_n c_n - 1) / m. May be ``inf`` beyond the floating-point range.
+    """
+    m = _check_n_samples(n_samples)
+    excess = np.expm1(renyi2_divergences(log_joint, proposal))
+    with np.errstate(over="ignore"):
+        return float(np.expm1(np.sum(np.log1p(excess / m))))
+
+
+# ---------------------------------------------------------------------- self-normalized weights
+def _check_log_weights(log_weights) -> np.ndarray:
+    lw = np.asarray(log_weights, dtype=float)
+    if lw.ndim != 1 or lw.size == 0:
+        raise ValueError(f"log_weights must be a non-empty 1-D array; got shape {lw.shape}.")
+    if np.any(np.isnan(lw)) or np.any(lw == np.inf):
+        raise ValueError("log_weights contains NaN or +inf; they must be log-weights (-inf allowed).")
+    if np.all(lw == -np.inf):
+        raise ValueError("every weight is zero (all log_weights are -inf): nothing to normalize.")
+    return lw
+
+
+def self_normalized_weights(log_weights) -> np.ndarray:
+    """w_s / sum_j w_j from log-weights, without overflow.
+
+    Self-normalized importance sampling estimates E_p[h] by sum_s w_s h(z_s) / sum_j w_j when
+    the weights are known only up to a constant, e.g. w_s = p(x | z_s, theta) for z_s drawn from
+    the prior, which targets the posterior.
+
+    Parameters
+    ----------
+    log_weights : array_like, shape (S,)
+
+    Returns
+    -------
+    ndarray, shape (S,)
+        Non-negative, summing to one.
+    """
+    lw = _check_log_weights(log_weights)
+    return np.exp(lw - logsumexp(lw))
+
+
+def effective_sample_size(log_weights) -> float:
+    """(sum_s w_s)^2 / sum_s w_s^2, between 1 and S: how many equally weighted draws the sample is worth.
+
+    Kong's diagnostic for importance sampling. For a large sample from the proposal g it is close
+    to S exp(-D_2(p || g)) (see :func:`renyi2_divergences`); when exp(D_2) exceeds S it collapses
+    towards 1, a single draw carrying almost all the weight.
+
+    Parameters
+    ----------
+    log_weights : array_like, shape (S,)
+
+    Returns
+    -------
+    float
+    """
+    lw = _check_log_weights(log_weights)
+    return float(np.exp(2.0 * logsumexp(lw) - logsumexp(2.0 * lw)))
 
 
 # ---------------------------------------------------------------------- gradients

@@ -275,3 +275,125 @@ def test_gradient_estimators_check_the_function_output_shapes():
     with pytest.raises(ValueError, match="baseline must be a finite number"):
         mc.score_function_gradient(lambda z: z.sum(axis=1), np.zeros(2), 1.0, 5, np.random.default_rng(0),
                                    baseline=np.nan)
+
+
+# ---------------------------------------------------------------------- renyi2_divergences
+def _all_configurations(log_joint, proposal):
+    """Every configuration of N points with K values: (configurations, log p(x, z), log g(z))."""
+    N, K = log_joint.shape
+    configs = np.array(list(itertools.product(range(K), repeat=N)))
+    points = np.arange(N)
+    return configs, log_joint[points, configs].sum(axis=1), np.log(proposal)[points, configs].sum(axis=1)
+
+
+def test_renyi2_divergences_are_the_per_point_divergences(small_problem):
+    log_joint, proposal = small_problem
+    posterior = np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
+    expected = np.log(np.sum(posterior**2 / proposal, axis=1))           # D_2 from its definition
+    got = mc.renyi2_divergences(log_joint, proposal)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert got.shape == (4,) and np.all(got > 0)
+    assert got.sum() == pytest.approx(mc.log_relative_second_moment(log_joint, proposal), rel=1e-12)
+    np.testing.assert_allclose(mc.renyi2_divergences(log_joint, posterior), 0.0, atol=1e-12)
+
+
+def test_relative_variance_is_exp_renyi2_of_the_joint_posterior_minus_one(small_problem):
+    """exp(D_2(p(z | x) || g)) - 1 over all K^N configurations equals the relative variance of
+    one weight, and D_2 of the joint is the sum of the per-point divergences (independence)."""
+    log_joint, proposal = small_problem
+    _, log_pxz, log_g = _all_configurations(log_joint, proposal)
+    log_p = logsumexp(log_pxz)
+    log_post = log_pxz - log_p
+    d2_joint = logsumexp(2 * log_post - log_g)
+    w_over_p = np.exp(log_pxz - log_g - log_p)
+    relvar = np.sum(np.exp(log_g) * w_over_p**2) - np.sum(np.exp(log_g) * w_over_p) ** 2
+    assert d2_joint == pytest.approx(mc.renyi2_divergences(log_joint, proposal).sum(), rel=1e-12)
+    assert np.expm1(d2_joint) == pytest.approx(relvar, rel=1e-10)
+    assert mc.relative_variance(log_joint, proposal) == pytest.approx(relvar, rel=1e-10)
+
+
+def test_renyi2_divergences_reject_a_proposal_missing_support():
+    with pytest.raises(ValueError, match="probability 0"):
+        mc.renyi2_divergences(np.log([[0.2, 0.3]]), [[1.0, 0.0]])
+
+
+# ---------------------------------------------------------------------- the per-point estimator
+def test_per_point_relative_variance_formula(small_problem):
+    log_joint, proposal = small_problem
+    c = np.exp(mc.renyi2_divergences(log_joint, proposal))
+    for m in (1, 7, 1000):
+        assert mc.per_point_relative_variance(log_joint, proposal, m) == pytest.approx(
+            np.prod(1 + (c - 1) / m) - 1, rel=1e-12)
+    # one draw per point is one whole configuration: the two estimators coincide
+    assert mc.per_point_relative_variance(log_joint, proposal, 1) == pytest.approx(
+        mc.relative_variance(log_joint, proposal, 1), rel=1e-12)
+    # with m > 1 the per-point product beats averaging m whole configurations
+    assert mc.per_point_relative_variance(log_joint, proposal, 10) < mc.relative_variance(
+        log_joint, proposal, 10)
+
+
+def test_per_point_estimator_is_unbiased_with_the_stated_variance(small_problem):
+    """R runs of the per-point estimator: the mean of p_hat / p is 1 within 4 standard errors
+    sqrt(relvar / R), and the sample second moment matches 1 + relvar within 4 standard errors
+    computed from the exact fourth moment prod_n E[(p_hat_n / p_n)^4]."""
+    log_joint, proposal = small_problem
+    m, R = 5, 4000
+    log_p = logsumexp(log_joint, axis=1).sum()
+    rng = np.random.default_rng(21)
+    ratios = np.exp([mc.per_point_log_marginal_estimate(log_joint, proposal, m, rng) - log_p
+                     for _ in range(R)])
+    relvar = mc.per_point_relative_variance(log_joint, proposal, m)
+    assert relvar > 0.1                                          # far from the trivial case
+    assert abs(ratios.mean() - 1) < 4 * np.sqrt(relvar / R)
+    # exact fourth moment of the mean of m i.i.d. ratios y_s = w_n / p_n, per point
+    post = np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
+    mu = [np.sum(post**j / proposal ** (j - 1), axis=1) for j in (1, 2, 3, 4)]   # E[y^j]
+    fourth_of_mean = (mu[3] + 4 * (m - 1) * mu[2] * mu[0] + 3 * (m - 1) * mu[1] ** 2
+                      + 6 * (m - 1) * (m - 2) * mu[1] * mu[0] ** 2
+                      + (m - 1) * (m - 2) * (m - 3) * mu[0] ** 4) / m**3
+    second, fourth = 1 + relvar, np.prod(fourth_of_mean)
+    assert abs(np.mean(ratios**2) - second) < 4 * np.sqrt((fourth - second**2) / R)
+
+
+def test_per_point_estimate_needs_a_valid_sample_size(small_problem):
+    log_joint, proposal = small_problem
+    with pytest.raises(ValueError, match="n_samples must be a positive integer"):
+        mc.per_point_log_marginal_estimate(log_joint, proposal, 0, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="n_samples must be a positive integer"):
+        mc.per_point_relative_variance(log_joint, proposal, 2.5)
+
+
+# ---------------------------------------------------------------------- self-normalized weights
+def test_self_normalized_weights_and_effective_sample_size():
+    lw = np.log([1.0, 2.0, 3.0, 4.0])
+    np.testing.assert_allclose(mc.self_normalized_weights(lw), [0.1, 0.2, 0.3, 0.4], rtol=1e-12)
+    np.testing.assert_allclose(mc.self_normalized_weights(lw + 800.0), [0.1, 0.2, 0.3, 0.4], rtol=1e-12)
+    assert mc.effective_sample_size(lw) == pytest.approx(100 / 30, rel=1e-12)       # 10^2 / 30
+    assert mc.effective_sample_size(np.zeros(50)) == pytest.approx(50, rel=1e-12)
+    assert mc.effective_sample_size([0.0, -800.0, -np.inf]) == pytest.approx(1.0, rel=1e-12)
+
+
+def test_effective_sample_size_approaches_S_exp_minus_renyi2(small_problem):
+    """For S draws from g, ESS / S -> 1 / E_g[(w / p)^2] = exp(-D_2(p(z | x) || g))."""
+    log_joint, proposal = small_problem
+    posterior = np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
+    g = 0.5 * posterior + 0.5 * proposal          # moderate D_2, so the weights' moments exist
+    S = 200000
+    log_w = mc.log_importance_weights(log_joint, g, S, np.random.default_rng(22))
+    expected = np.exp(-mc.log_relative_second_moment(log_joint, g))
+    assert 0.2 < expected < 0.8
+    assert mc.effective_sample_size(log_w) / S == pytest.approx(expected, rel=0.02)
+
+
+@pytest.mark.parametrize("log_weights, match", [
+    ([], "non-empty 1-D"),
+    ([[0.0, 1.0]], "non-empty 1-D"),
+    ([0.0, np.nan], "NaN or \\+inf"),
+    ([0.0, np.inf], "NaN or \\+inf"),
+    ([-np.inf, -np.inf], "every weight is zero"),
+])
+def test_weights_reject_bad_input(log_weights, match):
+    with pytest.raises(ValueError, match=match):
+        mc.self_normalized_weights(log_weights)
+    with pytest.raises(ValueError, match=match):
+        mc.effective_sample_size(log_weights)

@@ -140,7 +140,7 @@ def test_partial_steps_keep_monotonicity():
 
 
 def test_partial_estep_gains_at_least_lambda_times_kl(mixture_setup):
-    """Exercise coordinate_ascent-ex-partial-estep: F(q_lambda) - F(q) >= lambda KL(q || p)."""
+    """Exercise coordinate_ascent-ex-partial-estep: F(q_omega) - F(q) >= omega KL(q || p)."""
     model, X, params = mixture_setup
     rng = np.random.default_rng(7)
     posterior = model.posterior(X, params)
