@@ -13,8 +13,8 @@ import pytest
 
 import launch_cell
 from book_sources import (ROOT, chapters, code_cells, directives, exercises_index_markdown, figure_outputs,
-                          results_index_markdown,
-                          glue_uses, glued_values, markdown_text, prose_without_code_and_math, title)
+                          glue_uses, glued_values, markdown_text, prose_names_assigned, prose_uses, prose_values,
+                          prose_without_code_and_math, results_index_markdown, title)
 from myst_nb.core.variables import format_plain_text
 
 CHAPTERS = chapters()
@@ -125,6 +125,15 @@ def test_glued_names_used_in_prose_are_defined_in_the_chapter(path):
     used = set(re.findall(r"\{glue(?::[a-z]+)?\}`([^`:]+)", markdown_text(path)))
     missing = used - set(glue_names(path))
     assert not missing, f"prose uses glue names the chapter never glues: {sorted(missing)}"
+    unstored = set(prose_uses(path)) - set(prose_values(path))
+    assert not unstored, f"{{eval}} roles without a stored value: {sorted(unstored)}; run `make execute`"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=ids)
+def test_prose_shows_names_not_computations(path):
+    """An {eval} role shows a value computed (and checked by emlib.reporting) in the code, by name."""
+    computed = [e for e in prose_uses(path) if not e.isidentifier()]
+    assert not computed, f"compute these in a code cell and show them by name: {computed}"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=ids)
@@ -133,7 +142,7 @@ def test_glued_values_are_checked_text_or_counts(path):
     bound, a real minus sign, no e-notation) or as an integer count; never a bare float, a
     boolean, or a list or repr."""
     bad = {}
-    for name, text in glued_values(path).items():
+    for name, text in {**glued_values(path), **prose_values(path)}.items():
         if re.fullmatch(r"\d+", text):
             continue
         if re.fullmatch(r"'[^'\\]*'", text) and not re.search(
@@ -156,14 +165,16 @@ def test_every_glue_format_spec_works_on_its_value(path):
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=ids)
 def test_no_glue_key_is_defined_and_never_used(path):
-    unused = sorted(set(glued_values(path)) - {name for name, _ in glue_uses(path)})
+    defined = set(glued_values(path)) | prose_names_assigned(path)
+    unused = sorted(defined - {name for name, _ in glue_uses(path)} - set(prose_uses(path)))
     verdict("unused_glue", path, unused, "glued but never used in the prose")
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=ids)
 def test_glue_calls_stay_out_of_the_readers_view(path):
+    plumbing = re.compile(r"^\s*(glue\(|globals\(\)\[|" + path.stem + r"_\w+\s*=)", re.M)
     shown = ["".join(cell["source"])[:80] for cell in code_cells(path)
-             if re.search(r"^\s*glue\(", "".join(cell["source"]), re.M)
+             if plumbing.search("".join(cell["source"]))
              and not set(cell.get("metadata", {}).get("tags", [])) & {"remove-cell", "remove-input"}]
     verdict("hidden_glue", path, shown, "cells that glue are shown to the reader (tag them remove-cell)")
 

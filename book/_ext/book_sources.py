@@ -84,6 +84,37 @@ def glue_uses(path: Path) -> list[tuple[str, str]]:
     return uses
 
 
+def markdown_cells(path: Path) -> list[dict]:
+    return [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "markdown"]
+
+
+def prose_uses(path: Path) -> list[str]:
+    """The expressions of every ``{eval}`...``` role in a chapter's prose."""
+    return re.findall(r"\{eval\}`([^`]+)`", markdown_text(path))
+
+
+def prose_values(path: Path) -> dict[str, str]:
+    """{expression: text/plain} of the prose's {eval} roles, as stored by ``make execute``."""
+    return {e["expression"]: e["result"].get("data", {}).get("text/plain", "")
+            for cell in markdown_cells(path) for e in cell.get("metadata", {}).get("user_expressions", [])
+            if e.get("result", {}).get("status") == "ok"}
+
+
+def prose_names_assigned(path: Path) -> set[str]:
+    """Names of the form ``<chapter>_...`` that the chapter's code assigns: its prose values."""
+    import ast
+
+    names = set()
+    for cell in code_cells(path):
+        source = "".join(cell["source"])
+        if source.lstrip().startswith(("%", "# emlib-book launch cell")):
+            continue
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id.startswith(path.stem + "_"):
+                names.add(node.id)
+    return names
+
+
 def prose_without_code_and_math(path: Path) -> str:
     """A page's markdown with code, roles, directive options, labels and maths removed."""
     text = markdown_text(path)
