@@ -7,6 +7,7 @@ from . import bounds, datasets, gradient, monte_carlo
 from .em import ConvergenceMonitor, EMResult, em
 from .models import ComponentCollapseWarning, GaussianMixture, GaussianMixtureParams, GaussianMixtureStats
 from .models import BayesianGaussianMixture, VariationalPosterior
+from .models import BinaryFactors, BinaryFactorsParams, BinaryFactorsStats
 from .models import GeneticLinkage, GeneticLinkageParams, GeneticLinkageStats
 from .models import GaussianHMM, GaussianHMMParams, GaussianHMMPosterior, GaussianHMMStats
 from .models import NormalParams, NormalPosterior, NormalStats, NormalWithMissing
@@ -23,12 +24,16 @@ from .variants.gem import gem
 from .variants.online import OnlineEMResult, online_em
 from .variants.squarem import squarem
 from .variants.stochastic import MonteCarloEMResult, StochasticEMResult, mcem, stochastic_em
+from .variants.variational_em import VariationalEMResult, variational_em
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AcceleratedEMResult",
     "BayesianGaussianMixture",
+    "BinaryFactors",
+    "BinaryFactorsParams",
+    "BinaryFactorsStats",
     "CAVIResult",
     "VariationalPosterior",
     "cavi",
@@ -72,6 +77,8 @@ __all__ = [
     "standard_errors",
     "stochastic_em",
     "unflatten_params",
+    "VariationalEMResult",
+    "variational_em",
     "gem",
     "gradient",
 ]

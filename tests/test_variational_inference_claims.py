@@ -268,3 +268,214 @@ def test_map_weights_maximize_the_dirichlet_objective():
         assert np.all(np.log(others) @ c < np.log(best) @ c)
     a0 = 1 / 6
     assert ((counts + a0 - 1) / (counts.sum() + 3 * (a0 - 1)))[2] < 0
+
+
+# ------------------------------------------------------------------ the direction of the KL divergence
+def test_mean_field_gaussian_variances_are_one_over_the_diagonal_of_the_precision():
+    """Proposition "gaussian-variance": CAVI on N(m, Lambda^{-1}) converges to means m and
+    variances 1/Lambda_jj <= (Lambda^{-1})_jj, with equality exactly for an uncoupled coordinate;
+    the exact marginals minimize the reverse divergence KL(p || q) instead."""
+    Lam = np.array([[2.0, 0.9, 0.0], [0.9, 1.5, 0.4], [0.0, 0.4, 1.0]])
+    Lam = np.block([[Lam, np.zeros((3, 1))], [np.zeros((1, 3)), np.array([[0.7]])]])  # coord 3 alone
+    m = np.array([1.0, -2.0, 0.5, 3.0])
+    mu = np.zeros(4)
+    for _ in range(200):                                   # CAVI sweeps on the means
+        for j in range(4):
+            others = [l for l in range(4) if l != j]
+            mu[j] = m[j] - Lam[j, others] @ (mu[others] - m[others]) / Lam[j, j]
+    np.testing.assert_allclose(mu, m, atol=1e-12)
+    Sigma = np.linalg.inv(Lam)
+    mf_var = 1 / np.diag(Lam)
+    assert np.all(mf_var[:3] < np.diag(Sigma)[:3] - 1e-3)
+    assert mf_var[3] == pytest.approx(Sigma[3, 3], rel=1e-12)
+
+    def kl_p_q(v):       # KL(N(m, Sigma) || prod_j N(m_j, v_j)), means already matched
+        return 0.5 * (np.sum(np.diag(Sigma) / v) - 4 + np.sum(np.log(v)) - np.linalg.slogdet(Sigma)[1])
+
+    best = kl_p_q(np.diag(Sigma))
+    assert kl_p_q(mf_var) > best
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        assert kl_p_q(np.diag(Sigma) * np.exp(0.2 * rng.standard_normal(4))) > best
+
+
+# ------------------------------------------------------------------ the log K! of the labels
+def log_evidence_by_brute_force(X, K, prior_kwargs):
+    """log p(X) = log sum_z p(z) prod_k p(x_k), one labeling at a time, with the library's
+    closed-form one-component evidence (independent of the chapter's vectorized code)."""
+    from itertools import product
+    from scipy.special import gammaln
+    N = len(X)
+    one = BayesianGaussianMixture(1, **prior_kwargs)
+    a0 = prior_kwargs["weight_concentration_prior"]
+    cache, terms = {}, []
+    for z in product(range(K), repeat=N):
+        z = np.array(z)
+        total = gammaln(K * a0) - gammaln(N + K * a0)
+        for k in range(K):
+            idx = tuple(np.flatnonzero(z == k))
+            total += gammaln(len(idx) + a0) - gammaln(a0)
+            if idx:
+                if idx not in cache:
+                    cache[idx] = one.log_marginal_likelihood_one_component(X[list(idx)])
+                total += cache[idx]
+        terms.append(total)
+    return float(logsumexp(terms))
+
+
+FIXED_PRIOR = dict(weight_concentration_prior=1.0, mean_precision_prior=0.01,
+                   degrees_of_freedom_prior=2.0, covariance_prior=0.5 * np.eye(2))
+
+
+def test_the_elbo_falls_short_of_the_evidence_by_log_k_factorial_for_separated_clusters():
+    """Section "kfact": with two well-separated clusters the exact log evidence exceeds the best
+    ELBO by log 2 within 0.02; for overlapping clusters by more. Brute force over 2^10 labelings
+    (five points per cluster, another draw than the chapter's)."""
+    for spread, separated in ((8.0, True), (2.0, False)):
+        rng = np.random.default_rng(11)
+        X = np.concatenate([c + 0.5 * rng.standard_normal((5, 2)) for c in ([0, 0], [spread, 0])])
+        prior = dict(FIXED_PRIOR, mean_prior=X.mean(axis=0))
+        exact = log_evidence_by_brute_force(X, 2, prior)
+        model = BayesianGaussianMixture(2, **prior)
+        elbo = max(cavi(model, X, rng=np.random.default_rng(s), tol=1e-12).elbo[-1] for s in range(5))
+        assert elbo < exact
+        if separated:
+            assert exact - elbo == pytest.approx(np.log(2), abs=0.02)
+        else:
+            assert exact - elbo > np.log(2) + 0.3
+
+
+def test_brute_force_evidence_with_one_component_is_the_closed_form():
+    rng = np.random.default_rng(12)
+    X = rng.standard_normal((6, 2))
+    prior = dict(FIXED_PRIOR, mean_prior=X.mean(axis=0))
+    one = BayesianGaussianMixture(1, **prior)
+    assert log_evidence_by_brute_force(X, 1, prior) == pytest.approx(
+        one.log_marginal_likelihood_one_component(X), rel=1e-12)
+
+
+# ------------------------------------------------------------------ the predictive density
+def test_the_predictive_integral_is_the_student_t_of_the_proposition():
+    """Proposition "student": the average of N(y | mu, Lambda^{-1}) over (mu, Lambda) ~ q equals
+    St(y | m, L, nu + 1 - D) with L = (nu + 1 - D) beta / (1 + beta) W, within five standard
+    errors of 200000 draws, at three points (near the centre and in the tail)."""
+    rng = np.random.default_rng(13)
+    m, beta, nu, D = np.array([0.5, -1.0]), 3.0, 4.5, 2
+    W = np.linalg.inv(np.array([[2.0, 0.3], [0.3, 1.0]]))
+    mu, Lam = sample_normal_wishart(m, beta, W, nu, 200_000, rng)
+    d = nu + 1 - D
+    student = stats.multivariate_t(m, (1 + beta) / (d * beta) * np.linalg.inv(W), df=d)
+    for y in (m, m + [1.0, 0.5], m + [6.0, -4.0]):
+        dens = np.exp(log_normal_given_precision(y[None, :] + 0 * mu, mu, 1.0, Lam))
+        assert abs(dens.mean() - np.exp(student.logpdf(y))) < 5 * dens.std() / np.sqrt(len(dens))
+
+
+def test_expected_covariance_is_larger_than_the_inverse_expected_precision():
+    """E[Lambda^{-1}] = W^{-1} / (nu - D - 1), while params.covariances is E[Lambda]^{-1} = W^{-1} / nu
+    (Monte Carlo, five standard errors per entry)."""
+    rng = np.random.default_rng(14)
+    nu, D = 7.0, 2
+    W_inv = np.array([[1.5, 0.4], [0.4, 0.8]])
+    Lam = stats.wishart(df=nu, scale=np.linalg.inv(W_inv)).rvs(200_000, random_state=rng)
+    Sig = np.linalg.inv(Lam)
+    se = Sig.std(axis=0) / np.sqrt(len(Sig))
+    assert np.all(np.abs(Sig.mean(axis=0) - W_inv / (nu - D - 1)) < 5 * se)
+    np.testing.assert_allclose(np.linalg.inv(Lam.mean(axis=0)), W_inv / nu, rtol=0.01)
+
+
+def test_weight_prior_elbos_rank_one_over_k_first(faithful):
+    """The alpha_0 section: the final ELBO is highest for alpha_0 = 1/K, then 1e-3, and more than
+    30 lower for alpha_0 = 10, from the chapter's start."""
+    q0 = faithful_start(faithful)
+    final = {a0: cavi(BayesianGaussianMixture(K_FAITHFUL, weight_concentration_prior=a0),
+                      faithful, init=q0).elbo[-1] for a0 in (1e-3, 1 / K_FAITHFUL, 10.0)}
+    assert final[1 / K_FAITHFUL] > final[1e-3] > final[10.0] + 30
+
+
+# ------------------------------------------------------------------ exercise "svi"
+def eta(p):
+    outer = p.beta[:, None, None] * p.means[:, :, None] * p.means[:, None, :]
+    return [p.alpha, p.beta, p.beta[:, None] * p.means, p.scale_inv + outer, p.dof]
+
+
+def svi_step(model, X, batch, post, prior, rho):
+    q_batch = model.posterior(X[batch], post)
+    scaled = model.expected_stats(X[batch], q_batch) * (len(X) / len(batch))
+    target = model.update_posterior(scaled, prior)
+    alpha, beta, bm, c, dof = [(1 - rho) * a + rho * b for a, b in zip(eta(post), eta(target))]
+    means = bm / beta[:, None]
+    scale_inv = c - beta[:, None, None] * means[:, :, None] * means[:, None, :]
+    return emlib.VariationalPosterior(alpha, beta, means, scale_inv, dof)
+
+
+def test_one_svi_step_with_all_data_and_unit_step_is_a_cavi_sweep():
+    X, model, prior, post = a_posterior()
+    step = svi_step(model, X, np.arange(len(X)), post, prior, 1.0)
+    sweep = model.update_posterior(model.expected_stats(X, model.posterior(X, post)), prior)
+    for a, b in zip(eta(step), eta(sweep)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_svi_steps_keep_the_scale_matrices_positive_definite():
+    """Small batches (5 points) and several steps rho: every W_k^{-1} stays positive definite,
+    and W^{-1} of the mixture dominates the mixture of the W^{-1} (the concavity argument)."""
+    X, model, prior, post = a_posterior()
+    rng = np.random.default_rng(15)
+    for rho in (0.05, 0.5, 0.95):
+        for _ in range(20):
+            batch = rng.choice(len(X), size=5, replace=False)
+            new = svi_step(model, X, batch, post, prior, rho)
+            target = svi_step(model, X, batch, post, prior, 1.0)
+            assert np.all(np.linalg.eigvalsh(new.scale_inv) > 0)
+            gap = new.scale_inv - ((1 - rho) * post.scale_inv + rho * target.scale_inv)
+            assert np.all(np.linalg.eigvalsh(gap) > -1e-9)
+
+
+# ------------------------------------------------------------------ variational EM, exercise "vem"
+def test_a_parallel_mean_field_update_can_lower_the_elbo():
+    """Exercise "vem" (c): two identical loadings compete for the same points. From both factors
+    on, a simultaneous update switches both off (each sees the other explaining the point) and
+    lowers F; the sequential sweep keeps one on and raises F."""
+    model = emlib.BinaryFactors(2)
+    params = emlib.BinaryFactorsParams([0.5, 0.5], [0.0, 0.0], [[2.0, 0.0], [2.0, 0.0]], 0.25)
+    X = np.array([[2.0, 0.0], [0.0, 0.0], [2.1, 0.1]])
+    lam = np.array([[0.999, 0.999], [1e-3, 1e-3], [0.999, 0.999]])
+    start = model.mean_field_elbo(X, params, lam)
+    # the parallel update: each factor responds to the other's old value
+    parallel = np.empty_like(lam)
+    for m, other in ((0, 1), (1, 0)):
+        residual = X - params.mean - lam[:, [other]] * params.loadings[other]
+        a = (np.log(params.probs[m] / (1 - params.probs[m]))
+             + (residual @ params.loadings[m] - 0.5 * params.loadings[m] @ params.loadings[m])
+             / params.noise_var)
+        parallel[:, m] = 1 / (1 + np.exp(-a))
+    assert model.mean_field_elbo(X, params, parallel) < start
+    assert model.mean_field_elbo(X, params, model.mean_field_sweep(X, params, lam)) > start
+
+
+def bars_problem(seed, n=400):
+    bars = []
+    for i in range(3):
+        for horizontal in (True, False):
+            image = np.zeros((3, 3))
+            if horizontal:
+                image[i, :] = 1.0
+            else:
+                image[:, i] = 1.0
+            bars.append(image.ravel())
+    truth = emlib.BinaryFactorsParams(np.full(6, 0.3), np.zeros(9), np.array(bars), 0.64)
+    model = emlib.BinaryFactors(6)
+    X, _ = model.sample(truth, n, np.random.default_rng(seed))
+    return model, X, truth
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_variational_em_on_bars_ends_below_em_with_a_positive_gap(seed):
+    """The chapter's bars data, other draws: from the truth, variational EM's end point has a
+    lower log-likelihood than EM's, and its ELBO is below its own log-likelihood by more than one."""
+    model, X, truth = bars_problem(seed)
+    em = emlib.em(model, X, truth, tol=1e-8)
+    vem = emlib.variational_em(model, X, truth, tol=1e-8)
+    ll_vem = model.log_likelihood(X, vem.params)
+    assert ll_vem < em.log_likelihood[-1] - 1.0
+    assert vem.elbo[-1] < ll_vem - 1.0

@@ -8,6 +8,7 @@ from .gaussian_mixture import (
     GaussianMixtureStats,
 )
 from .bayesian_gaussian_mixture import BayesianGaussianMixture, VariationalPosterior
+from .binary_factors import BinaryFactors, BinaryFactorsParams, BinaryFactorsStats
 from .genetic_linkage import GeneticLinkage, GeneticLinkageParams, GeneticLinkageStats
 from .normal_missing import NormalParams, NormalPosterior, NormalStats, NormalWithMissing
 from .poisson_mixture import PoissonMixture, PoissonMixtureParams, PoissonMixtureStats

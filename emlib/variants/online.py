@@ -37,7 +37,9 @@ class OnlineEMResult(EMResult):
         The prequential trace: ``log_likelihood[t]`` is the average log-likelihood per point of
         batch t + 1 under theta_t, the parameters in force before that batch was used, i.e.
         (1/|B_{t+1}|) log p(B_{t+1} | theta_t), t = 0, ..., n_batches - 1. Each batch is scored
-        before it updates the parameters, so this is an honest out-of-sample measure. It is
+        before it updates the parameters, so on a stream of new points this is an
+        out-of-sample measure (not from the second pass on, when a finite data set is streamed
+        again: its points have already shaped theta_t). It is
         NOT the log-likelihood of the whole data (which a stream never holds) and, unlike
         :func:`emlib.em`, it has one entry per batch (theta_T itself is not scored: no batch
         follows it).
