@@ -36,7 +36,8 @@ from typing import Callable
 import numpy as np
 from scipy.special import logsumexp
 
-from ._validation import as_float_array, check_generator, check_probability_rows, check_probability_vector
+from ._validation import (as_float_array, check_callable, check_generator, check_integer, check_number,
+                          check_probability_rows, check_probability_vector)
 
 __all__ = [
     "log_importance_weights",
@@ -52,12 +53,6 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------- checks
-def _check_n_samples(n_samples) -> int:
-    if not isinstance(n_samples, (int, np.integer)) or isinstance(n_samples, bool) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
-    return int(n_samples)
-
-
 def _check_proposal(proposal, n_points: int | None = None) -> np.ndarray:
     """Return the proposal as an (N, K) array of probabilities (a (K,) vector is repeated)."""
     r = np.asarray(proposal, dtype=float)
@@ -119,10 +114,10 @@ def sample_configurations(proposal, n_samples: int, rng: np.random.Generator, *,
     ndarray of int, shape (S, N)
         ``z[s, n]`` in {0, ..., K-1}. Uses S * N * K numbers of working memory.
     """
-    if n_points is not None and (not isinstance(n_points, (int, np.integer)) or n_points < 1):
-        raise ValueError(f"n_points must be a positive integer; got {n_points!r}.")
+    if n_points is not None:
+        n_points = check_integer(n_points, "n_points", minimum=1)
     r = _check_proposal(proposal, n_points)
-    S = _check_n_samples(n_samples)
+    S = check_integer(n_samples, "n_samples", minimum=1)
     rng = check_generator(rng)
     cdf = np.cumsum(r, axis=1)
     u = rng.random((S, r.shape[0]))
@@ -235,7 +230,7 @@ def relative_variance(log_joint, proposal, n_samples: int = 1) -> float:
     May be ``inf`` when it exceeds the floating-point range; use
     :func:`log_relative_second_moment` then.
     """
-    S = _check_n_samples(n_samples)
+    S = check_integer(n_samples, "n_samples", minimum=1)
     with np.errstate(over="ignore"):
         return float(np.expm1(log_relative_second_moment(log_joint, proposal)) / S)
 
@@ -280,10 +275,10 @@ def score_function_gradient(f: Callable[[np.ndarray], np.ndarray], mean, scale, 
         One unbiased gradient estimate per row; average the rows for the S-sample estimator.
     """
     mean, scale = _check_gaussian(mean, scale)
-    S = _check_n_samples(n_samples)
+    S = check_integer(n_samples, "n_samples", minimum=1)
     rng = check_generator(rng)
-    if not np.isfinite(baseline):
-        raise ValueError(f"baseline must be a finite number; got {baseline!r}.")
+    check_callable(f, "f", allow_none=False)
+    baseline = check_number(baseline, "baseline")
     eps = rng.standard_normal((S, mean.shape[0]))
     z = mean + scale * eps
     values = np.asarray(f(z), dtype=float)
@@ -313,8 +308,9 @@ def reparameterization_gradient(grad_f: Callable[[np.ndarray], np.ndarray], mean
     ndarray, shape (S, D)
     """
     mean, scale = _check_gaussian(mean, scale)
-    S = _check_n_samples(n_samples)
+    S = check_integer(n_samples, "n_samples", minimum=1)
     rng = check_generator(rng)
+    check_callable(grad_f, "grad_f", allow_none=False)
     eps = rng.standard_normal((S, mean.shape[0]))
     grads = np.asarray(grad_f(mean + scale * eps), dtype=float)
     if grads.shape != (S, mean.shape[0]):

@@ -142,13 +142,18 @@ def test_classification_loglik_never_decreases_and_bounds_the_loglik(seed):
         assert loglik >= value >= loglik - X.shape[0] * np.log(3)  # the sandwich of the exercise
 
 
-def test_cem_returns_an_emresult_with_labels():
+def test_cem_result_names_its_objective_and_holds_the_labels():
+    """Its trace is L_C, not the log-likelihood: the type (not an EMResult) and the field say so."""
     X, start = overlapping_data(2)
     model = kmeans_model(4, 2)
     init = emlib.GaussianMixtureParams(np.full(4, 0.25), start, np.ones((4, 2)))
     result = emlib.cem(model, X, init, max_iter=1, tol=0)
-    assert isinstance(result, CEMResult) and isinstance(result, emlib.EMResult)
-    assert result.n_iter == 1 and len(result.log_likelihood) == 2 and result.labels.shape == (X.shape[0],)
+    assert isinstance(result, CEMResult) and not isinstance(result, emlib.EMResult)
+    assert isinstance(result, emlib.interface.FitResult)
+    assert result.objective is result.classification_log_likelihood
+    np.testing.assert_array_equal(result.log_likelihood, result.classification_log_likelihood)  # old name
+    assert result.n_iter == 1 and len(result.objective) == 2 and result.labels.shape == (X.shape[0],)
+    assert result.objective[1] == pytest.approx(classification_log_likelihood(model, X, result.params), rel=1e-12)
     assert not result.converged  # one pass is not enough for these data (see the k-means test)
     stopped = emlib.cem(model, X, init, tol=1.0)  # the relative change is always below 1 here
     assert stopped.converged and stopped.n_iter == 1

@@ -308,7 +308,7 @@ def test_step_factories_reject_bad_arguments():
         gaussian_mixture_gradient_step(full)
     with pytest.raises(ValueError, match="step_size must be a positive number"):
         gaussian_mixture_gradient_step(diag, step_size=0.0)
-    with pytest.raises(ValueError, match="shrink must lie strictly between 0 and 1"):
+    with pytest.raises(ValueError, match="shrink must be a number strictly between 0 and 1"):
         gaussian_mixture_gradient_step(diag, shrink=1.0)
     with pytest.raises(ValueError, match="n_steps must be a positive integer"):
         gaussian_mixture_gradient_step(diag, n_steps=0)

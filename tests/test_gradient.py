@@ -331,7 +331,7 @@ def test_driver_arguments_are_checked(two_means):
         gradient_ascent(obj, [0.0, 1.0], step=0.0)
     with pytest.raises(ValueError, match="Armijo constant"):
         gradient_ascent(obj, [0.0, 1.0], line_search=True, c=1.5)
-    with pytest.raises(ValueError, match="shrink must lie in"):
+    with pytest.raises(ValueError, match="shrink must be a number strictly between 0 and 1"):
         gradient_ascent(obj, [0.0, 1.0], line_search=True, shrink=1.0)
     with pytest.raises(ValueError, match="max_iter"):
         gradient_ascent(obj, [0.0, 1.0], max_iter=-1)

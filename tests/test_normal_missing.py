@@ -282,7 +282,7 @@ def test_other_bad_inputs():
         model.expected_stats(MURRAY, NormalPosterior(np.zeros((11, 2)), np.zeros((11, 2, 2))))
     with pytest.raises(ValueError, match="agree with X wherever X is observed"):
         model.log_joint(MURRAY, params, np.zeros((12, 2)))
-    with pytest.raises(ValueError, match="M-step covariance is not positive definite"):
+    with pytest.raises(ValueError, match="M-step covariance is (not positive definite|singular to working precision)"):
         model.m_step(NormalStats(2.0, np.array([0.0, 0.0]), np.array([[1.0, 1.0], [1.0, 1.0]])))  # singular: x1 = x2
     with pytest.raises(ValueError, match="show no spread around the mean"):
         model.init_params([[1.0, 2.0], [1.0, np.nan], [1.0, 0.0]], np.random.default_rng(0))

@@ -183,17 +183,17 @@ def test_alpha_outside_half_open_interval_is_refused(alpha):
 
 def test_bad_settings_and_streams_are_refused():
     X = MODEL.sample(TRUTH, 100, np.random.default_rng(0))[0]
-    with pytest.raises(ValueError, match="t0 must be a finite number >= 0"):
+    with pytest.raises(ValueError, match="t0 must be a non-negative number"):
         emlib.online_em(MODEL, [X], INIT, t0=-1.0)
     with pytest.raises(ValueError, match=r"step_size\(2\) returned 1.5; every step size must be a number in \(0, 1\]"):
         emlib.online_em(MODEL, [X, X], INIT, step_size=lambda t: 1.5)
     with pytest.raises(ValueError, match="step_size must be a callable"):
         emlib.online_em(MODEL, [X], INIT, step_size=0.1)
-    with pytest.raises(ValueError, match="n_warmup must be an integer >= 0"):
+    with pytest.raises(ValueError, match="n_warmup must be a non-negative integer"):
         emlib.online_em(MODEL, [X], INIT, n_warmup=-1)
-    with pytest.raises(ValueError, match="max_batches must be an integer >= 1"):
+    with pytest.raises(ValueError, match="max_batches must be a positive integer"):
         emlib.online_em(MODEL, [X], INIT, max_batches=0)
-    with pytest.raises(ValueError, match="batch 2 is empty"):
+    with pytest.raises(ValueError, match="batch 2: it is empty"):
         emlib.online_em(MODEL, [X, X[:0], X], INIT)
     with pytest.raises(ValueError, match="batches yielded no mini-batch"):
         emlib.online_em(MODEL, iter([]), INIT)
@@ -201,9 +201,10 @@ def test_bad_settings_and_streams_are_refused():
         emlib.online_em(MODEL, X, INIT)
     with pytest.raises(ValueError, match="batches must be an iterable"):
         emlib.online_em(MODEL, 5, INIT)
-    with pytest.raises(ValueError, match="params are for D = 2 dimensions but X has 3 columns"):
+    # issue 13 item 7: an error raised while a batch is processed names the batch
+    with pytest.raises(ValueError, match="batch 2: params are for D = 2 dimensions but X has 3 columns"):
         emlib.online_em(MODEL, [X, np.ones((10, 3))], INIT)
-    with pytest.raises(ValueError, match="contains NaN"):
+    with pytest.raises(ValueError, match="batch 2: X contains NaN"):
         emlib.online_em(MODEL, [X, np.full((10, 2), np.nan)], INIT)
     with pytest.raises(ValueError, match="params must be GaussianMixtureParams"):
         emlib.online_em(MODEL, [X], "not params")

@@ -32,8 +32,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import gammaln
 
-from .._validation import check_generator
-from ._chunks import logsumexp_rows
+from .._validation import as_float_array, check_generator, check_number
+from ._numerics import logsumexp_rows
+
+#: Counts up to 2^53 are exact whole numbers in double precision (and fit in int64).
+LARGEST_COUNT = 2 ** 53
 
 _LOG_HALF = np.log(0.5)
 
@@ -52,13 +55,7 @@ class GeneticLinkageParams:
     pi: float
 
     def __post_init__(self):
-        try:
-            value = float(self.pi)
-        except (TypeError, ValueError):
-            raise ValueError(f"pi must be a number strictly between 0 and 1; got {self.pi!r}.") from None
-        if not (0.0 < value < 1.0):  # also rejects NaN
-            raise ValueError(f"pi must lie strictly between 0 and 1; got {value!r}.")
-        object.__setattr__(self, "pi", value)
+        object.__setattr__(self, "pi", check_number(self.pi, "pi", above=0.0, below=1.0))
 
 
 @dataclass(frozen=True)
@@ -99,26 +96,30 @@ class GeneticLinkage:
     has shape (1, x_1 + 1): one row, holding the probabilities of z = 0, 1, ..., x_1.
     """
 
+    #: z takes the values 0, ..., x_1 (one discrete latent variable); X is a single vector of counts.
+    discrete_latent = True
+
     def __repr__(self) -> str:
         return "GeneticLinkage()"
 
     # ------------------------------------------------------------------ validation
     def check_data(self, X) -> np.ndarray:
         """Return the counts as an int64 array of shape (4,), or raise ``ValueError``."""
+        if np.shape(X) != (4,):
+            raise ValueError(f"X must hold the four cell counts, shape (4,); got shape {np.shape(X)}.")
         try:
-            arr = np.asarray(X, dtype=float)
-        except (TypeError, ValueError):
-            raise ValueError(f"X must be four non-negative integer counts; got {type(X).__name__}.") from None
-        if arr.shape != (4,):
-            raise ValueError(f"X must hold the four cell counts, shape (4,); got shape {arr.shape}.")
-        if not np.all(np.isfinite(arr)):
-            raise ValueError("X contains NaN or infinite values; the counts must be finite.")
+            arr = np.array(as_float_array(X, (4,), "X"))
+        except ValueError as exc:
+            raise ValueError(f"X must be four non-negative integer counts: {exc}") from None
         if np.any(arr < 0):
             raise ValueError(f"X must hold non-negative counts; got {arr.tolist()}.")
         if np.any(arr != np.round(arr)):
             raise ValueError(f"X must hold whole-number counts (a multinomial); got {arr.tolist()}.")
         if arr.sum() == 0:
             raise ValueError("X holds no animals (all counts are zero); there is nothing to fit.")
+        if arr.sum() > LARGEST_COUNT:
+            raise ValueError(f"X holds {arr.sum():.3g} animals in all, beyond 2^53, where counts are no "
+                             "longer exact whole numbers (nor fit in a 64-bit integer); rescale the problem.")
         return arr.astype(np.int64)
 
     def check_params(self, params, X=None) -> GeneticLinkageParams:
