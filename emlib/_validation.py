@@ -153,9 +153,11 @@ def check_gaussian_scale(X: np.ndarray, name: str = "X") -> None:
     columns that vary by less than about 1e-150 underflow (their variances would read as zero
     and be reported as a collapse). ``X`` may contain NaN (missing values).
     """
-    with np.errstate(invalid="ignore"):
-        largest = float(np.nanmax(np.abs(X))) if X.size else 0.0
-        spread = np.nanmax(X, axis=0) - np.nanmin(X, axis=0)
+    if X.size == 0:
+        return
+    top, bottom = np.nanmax(X, axis=0), np.nanmin(X, axis=0)   # reductions: no copy of X
+    largest = float(np.max(np.maximum(top, -bottom)))
+    spread = top - bottom
     if largest > LARGEST_SAFE_VALUE:
         raise ValueError(f"{name} holds values as large as {largest:.3g}: their squares overflow double "
                          f"precision. Rescale {name} (e.g. divide it by a power of ten) before fitting.")

@@ -56,6 +56,11 @@ _COLLINEAR = (
     "rounding, a linear combination of the others, e.g. X = [a, b, a + b]). Drop the redundant columns, "
     "or set reg_covar > 0 (reg_covar = {reg_covar:g} is too small for the variance of X)."
 )
+_DEGENERATE_DATA = (
+    "the columns of X are collinear or constant: in some direction the data do not vary, so the "
+    "covariance of component(s) {components} is held up only by reg_covar={reg_covar:g} there. Drop the "
+    "redundant columns."
+)
 _COLLAPSE = (
     "component(s) {components} collapsed: their covariance is held up only by reg_covar={reg_covar:g}, so "
     "the likelihood is growing without bound. Increase reg_covar, use fewer components, or start elsewhere."
@@ -687,8 +692,10 @@ class GaussianMixture:
         # regularization, not the data, sets its width.
         collapsing = smallest <= 2 * reg
         if reg > 0 and np.any(collapsing):
+            data_smallest = data_var.min() if data_cov.ndim == 1 else np.linalg.eigvalsh(data_cov)[0]
+            template = _DEGENERATE_DATA if data_smallest <= 2 * reg else _COLLAPSE  # the data's fault, or the component's
             warn_components(ComponentCollapseWarning, np.flatnonzero(collapsing),
-                            _COLLAPSE.format(components="{components}", reg_covar=reg))
+                            template.format(components="{components}", reg_covar=reg))
         return cov
 
     def _singular_covariance_error(self, data_cov: np.ndarray, exc: SingularCovarianceError) -> ValueError:
@@ -793,7 +800,7 @@ class GaussianMixture:
         if covariances is None:
             cov = self._data_covariance(X)
             variances = cov if cov.ndim == 1 else np.diagonal(cov)
-            constant = constant_columns(variances, np.abs(X).max(axis=0))
+            constant = constant_columns(variances, np.maximum(X.max(axis=0), -X.min(axis=0)))
             if self.reg_covar == 0 and constant.size:
                 raise ValueError(f"column(s) {constant.tolist()} of X are constant; set reg_covar > 0 or "
                                  "drop those columns.")

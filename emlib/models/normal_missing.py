@@ -417,7 +417,7 @@ class NormalWithMissing:
         centred = np.where(observed, X - mu, 0.0)
         pairs = observed.T.astype(float) @ observed
         sigma = np.divide(centred.T @ centred, pairs, out=np.zeros_like(pairs), where=pairs > 0)
-        flat = constant_columns(np.diag(sigma), np.nanmax(np.abs(X), axis=0))
+        flat = constant_columns(np.diag(sigma), np.maximum(np.nanmax(X, axis=0), -np.nanmin(X, axis=0)))
         if flat.size:
             raise ValueError(f"column(s) {flat.tolist()} of X show no spread around the mean "
                              "(every observed value equals it), so the variance is zero; drop them.")
