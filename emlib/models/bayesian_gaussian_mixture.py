@@ -199,24 +199,23 @@ class BayesianGaussianMixture:
     def update_posterior(self, stats: GaussianMixtureStats, prior: VariationalPosterior) -> VariationalPosterior:
         """The optimal q(pi) q(mu, Lambda) given q(z), in closed form from its statistics.
 
-        Bishop (10.58-10.63): beta_k = beta_0 + N_k, m_k = m_0 + N_k (xbar_k - m_0) / beta_k and
-        W_k^{-1} = W_0^{-1} + C_k + beta_0 N_k / beta_k (xbar_k - m_0)(xbar_k - m_0)^T, with the
-        scatter C_k about xbar_k from :meth:`GaussianMixtureStats.scatter` (no cancellation far
-        from the origin). An empty component (N_k = 0) keeps the prior.
+        Bishop (10.58-10.63), written about the reference point c of the statistics (0 for data
+        near the origin): with m'_0 = m_0 - c and the moments s_k, C_k about c,
+        beta_k = beta_0 + N_k, m_k = c + (beta_0 m'_0 + s_k) / beta_k and
+        W_k^{-1} = W_0^{-1} + C_k + beta_0 m'_0 m'_0^T - beta_k (m_k - c)(m_k - c)^T (equation
+        ``variational_inference-scale`` about c, so no cancellation far from the origin).
         """
         if not isinstance(stats, GaussianMixtureStats):
             raise ValueError(f"stats must be GaussianMixtureStats; got {type(stats).__name__}.")
         prior = self._check_posterior(prior, "prior")
         counts = stats.counts
-        safe = np.where(counts > 0, counts, 1.0)
-        xbar = stats.centre + stats.centred_sum_x / safe[:, None]          # (K, D)
-        diff = np.where(counts[:, None] > 0, xbar - prior.means, 0.0)
         beta = prior.beta + counts
-        means = prior.means + (counts / beta)[:, None] * diff
-        spread = (prior.beta * counts / beta)[:, None, None] * diff[:, :, None] * diff[:, None, :]
-        scale_inv = prior.scale_inv + stats.scatter(xbar) + spread
+        prior_offsets = prior.means - stats.centre
+        offsets = (prior.beta[:, None] * prior_offsets + stats.centred_sum_x) / beta[:, None]   # m_k - c
+        outer = lambda b, m: b[:, None, None] * m[:, :, None] * m[:, None, :]  # noqa: E731
+        scale_inv = prior.scale_inv + stats.centred_sum_xx + outer(prior.beta, prior_offsets) - outer(beta, offsets)
         scale_inv = 0.5 * (scale_inv + scale_inv.transpose(0, 2, 1))
-        return VariationalPosterior(prior.alpha + counts, beta, means, scale_inv, prior.dof + counts)
+        return VariationalPosterior(prior.alpha + counts, beta, stats.centre + offsets, scale_inv, prior.dof + counts)
 
     # ------------------------------------------------------------------ the objective
     def elbo(self, X, q, post: VariationalPosterior, prior: VariationalPosterior) -> float:

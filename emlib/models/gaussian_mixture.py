@@ -35,7 +35,8 @@ from .._validation import (as_data_matrix, as_float_array, check_gaussian_scale,
 from ._chunks import row_slices
 from ._fit_warnings import ComponentCollapseWarning, warn_components
 from ._numerics import (LOG_2PI, SINGULAR_RTOL, SingularCovarianceError, cholesky, constant_columns,
-                        empty_components, log_det_from_cholesky, normalize_log_columns, precision_cholesky)
+                        empty_components, log_det_from_cholesky, normalize_log_columns, precision_cholesky,
+                        reference_point)
 
 __all__ = ["ComponentCollapseWarning", "GaussianMixture", "GaussianMixtureParams", "GaussianMixtureStats",
            "kmeans_plus_plus"]
@@ -247,7 +248,7 @@ class _DensityFactors:
     The data are centred at ``centre`` before the product with ``linear_map``.
     """
 
-    centre: np.ndarray      # (D,), c = sum_k pi_k mu_k
+    centre: np.ndarray      # (D,), c = sum_k pi_k mu_k where far from the origin, else 0 (see reference_point)
     linear_map: np.ndarray  # full: (D+1, K*D) [P_1 ... P_K; -(mu_k - c) P_k]; diag: (2D, K) [(mu - c)/s; -1/(2s)]
     const: np.ndarray       # (K,): log pi_k - D/2 log 2 pi + log det P_k (- 1/2 (mu-c)^T Lambda (mu-c) for diag)
 
@@ -291,13 +292,15 @@ class _MomentSums:
     def __init__(self):
         self.counts = self.first = self.second = None
 
-    def add(self, qT: np.ndarray, first: np.ndarray, second: np.ndarray) -> None:
-        if self.counts is None:
-            self.counts, self.first, self.second = qT.sum(axis=1), first, second
+    def add(self, qT: np.ndarray | None, first: np.ndarray, second: np.ndarray) -> None:
+        """Add one chunk's moments, and its counts from ``qT`` (K, n) unless None."""
+        if self.first is None:
+            self.first, self.second = first, second
         else:
-            self.counts += qT.sum(axis=1)
             self.first += first
             self.second += second
+        if qT is not None:
+            self.counts = qT.sum(axis=1) if self.counts is None else self.counts + qT.sum(axis=1)
 
 
 class GaussianMixture:
@@ -424,7 +427,11 @@ class GaussianMixture:
         K, D = params.means.shape
         with np.errstate(divide="ignore"):
             log_weights = np.log(params.weights)
-        centre = params.weights @ params.means
+        location = params.weights @ params.means                         # the mixture's mean
+        spread = np.sqrt(params.weights @ (params.covariances if params.covariance_type == "diag"
+                                           else np.diagonal(params.covariances, axis1=1, axis2=2))
+                         + params.weights @ (params.means - location) ** 2)
+        centre = reference_point(location, spread)
         offsets = params.means - centre                                  # mu_k - c, (K, D)
         if params.covariance_type == "full":
             prec_chol = precision_cholesky(cholesky(params.covariances))  # P_k = L_k^{-T}
@@ -529,7 +536,8 @@ class GaussianMixture:
         """Expected sufficient statistics for data ``X`` (N, D) under q (N, K) (rows of probabilities).
 
         q may be the responsibilities (EM), one-hot assignments (classification EM) or sampled
-        labels (stochastic EM). The moments are taken about the mean of ``X``.
+        labels (stochastic EM). The moments are taken about the mean of ``X`` in the coordinates
+        where it is far from the origin (``emlib.models._numerics.reference_point``), else about 0.
         """
         X = np.asarray(X, dtype=float)
         q = np.asarray(q, dtype=float)
@@ -537,11 +545,11 @@ class GaussianMixture:
             raise ValueError(f"q must have shape (N, K) = {(np.shape(X)[0], self.n_components)}; got {q.shape}.")
         if X.shape[0] == 0:
             raise ValueError("X has no rows; expected statistics need at least one point.")
-        centre = X.mean(axis=0)
+        centre = reference_point(X.mean(axis=0), X.std(axis=0))
         total = _MomentSums()
         for c in self._chunk_slices(X):
-            qT = np.ascontiguousarray(q[c].T)
-            total.add(qT, *self._moments(X[c] - centre, qT))
+            total.add(None, *self._moments(X[c] - centre, q[c].T))
+        total.counts = q.sum(axis=0)
         return self._stats(total, centre, X.shape[1])
 
     def _moments(self, centred: np.ndarray, qT: np.ndarray, features: np.ndarray | None = None):
@@ -582,7 +590,8 @@ class GaussianMixture:
         """Both parts of the E-step in one pass over the data, chunk by chunk.
 
         ``X`` and ``params`` must come from :meth:`check_data` and :meth:`check_params` (the
-        drivers check them once). Per chunk: the data centred at c = sum_k pi_k mu_k, their
+        drivers check them once). Per chunk: the data centred at c = sum_k pi_k mu_k (in the
+        coordinates where that is far from the origin, see ``_numerics.reference_point``), their
         log-joint (K, n), normalized in place into the responsibilities, then the moments about c
         as matrix products of those with the centred chunk.
 
@@ -627,12 +636,13 @@ class GaussianMixture:
         weights = self.fixed.get("weights")
         if weights is None:
             weights = counts / counts.sum()
+        offsets = stats.centred_sum_x / counts[:, None]                # xbar_k - c
         means = self.fixed.get("means")
         if means is None:
-            means = stats.centre + stats.centred_sum_x / counts[:, None]
+            means = stats.centre + offsets
         covariances = self.fixed.get("covariances")
         if covariances is None:
-            covariances = self._covariances(stats, means)
+            covariances = self._covariances(stats, means, None if "means" in self.fixed else offsets)
         return GaussianMixtureParams(weights, means, covariances)
 
     def _data_moments(self, stats: GaussianMixtureStats) -> tuple[np.ndarray, np.ndarray]:
@@ -644,16 +654,25 @@ class GaussianMixture:
             return stats.centre + offset, second - offset ** 2
         return stats.centre + offset, second - np.outer(offset, offset)
 
-    def _covariances(self, stats: GaussianMixtureStats, means: np.ndarray) -> np.ndarray:
+    def _covariances(self, stats: GaussianMixtureStats, means: np.ndarray, offsets: np.ndarray | None) -> np.ndarray:
         """Sigma_k = W_k / N_k + reg_covar I (``gaussian_mixtures-cov-reg``), W_k the scatter about the
-        means, checked: with ``reg_covar = 0`` a covariance singular to working precision is an error."""
+        means, checked: with ``reg_covar = 0`` a covariance singular to working precision is an error.
+
+        For the M-step's own means, ``offsets`` = xbar_k - c and W_k / N_k = C_k / N_k - d_k d_k^T
+        (``gaussian_mixtures-cov`` about c); for fixed means (``offsets`` None), the scatter about them.
+        """
         counts, reg = stats.counts, self.reg_covar
-        scatter = stats.scatter(means)
+        if offsets is None:
+            scatter = stats.scatter(means)
+            cov = scatter / (counts[:, None] if scatter.ndim == 2 else counts[:, None, None])
+        elif self.covariance_type == "diag":
+            cov = stats.centred_sum_xx / counts[:, None] - offsets ** 2
+        else:
+            cov = stats.centred_sum_xx / counts[:, None, None] - offsets[:, :, None] * offsets[:, None, :]
         if self.covariance_type == "diag":
-            cov = scatter / counts[:, None] + reg
+            cov = cov + reg
             variances = cov
         else:
-            cov = scatter / counts[:, None, None]
             cov = 0.5 * (cov + cov.transpose(0, 2, 1))
             cov[:, np.arange(cov.shape[1]), np.arange(cov.shape[1])] += reg
             variances = np.diagonal(cov, axis1=1, axis2=2)

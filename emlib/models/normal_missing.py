@@ -40,7 +40,7 @@ import numpy as np
 
 from .._validation import as_data_matrix, as_float_array, check_gaussian_scale, check_generator, check_symmetric
 from ._numerics import (LOG_2PI, SINGULAR_RTOL, SingularCovarianceError, cholesky, constant_columns,
-                        log_det_from_cholesky, solve_cholesky)
+                        log_det_from_cholesky, reference_point, solve_cholesky)
 
 
 def _log_gaussian(centred: np.ndarray, solved: np.ndarray, chol: np.ndarray) -> np.ndarray:
@@ -358,7 +358,7 @@ class NormalWithMissing:
         if q.mean.shape != (N, D) or q.covariance.shape != (N, D, D):
             raise ValueError(f"q must have mean (N, D) = {(N, D)} and covariance (N, D, D) = {(N, D, D)}; "
                              f"got {q.mean.shape} and {q.covariance.shape}.")
-        return self._stats(q.mean, q.covariance.sum(axis=0), q.mean.mean(axis=0))
+        return self._stats(q.mean, q.covariance.sum(axis=0), reference_point(q.mean.mean(axis=0), q.mean.std(axis=0)))
 
     @staticmethod
     def _stats(completed: np.ndarray, summed_cov: np.ndarray, centre: np.ndarray) -> NormalStats:
@@ -368,11 +368,13 @@ class NormalWithMissing:
         return NormalStats(float(completed.shape[0]), centred.sum(axis=0), 0.5 * (sum_xx + sum_xx.T), centre)
 
     def e_step(self, X, params: NormalParams) -> tuple[NormalStats, float]:
-        """Both parts of the E-step: the expected statistics (about the current mean) and
+        """Both parts of the E-step: the expected statistics (about the current mean where it is far
+        from the origin, see ``_numerics.reference_point``) and
         log p(X | theta) at the same theta. Memory: the completed rows (N, D), not the (N, D, D)
         conditional covariances, whose sum is accumulated per missingness pattern."""
         completed, summed_cov, loglik = self._condition(X, params, covariances=False)
-        return self._stats(completed, summed_cov, params.mean), float(loglik.sum())
+        centre = reference_point(params.mean, np.sqrt(np.diag(params.covariance)))
+        return self._stats(completed, summed_cov, centre), float(loglik.sum())
 
     def m_step(self, stats: NormalStats) -> NormalParams:
         """argmax_theta Q(theta | theta_t) in closed form (equation saddle_point-mstep).
@@ -387,8 +389,11 @@ class NormalWithMissing:
             columns, or too few observed values.
         """
         N = stats.count
-        mu = stats.centre + stats.centred_sum_x / N if self.mean is None else self.mean
-        sigma = stats.scatter(mu) / N
+        offset = stats.centred_sum_x / N                                  # xbar - c
+        mu = stats.centre + offset if self.mean is None else self.mean
+        m = mu - stats.centre
+        # sum_n E[(x_n - mu)(x_n - mu)^T] / N in coordinates about c: no cancellation far from 0
+        sigma = stats.centred_sum_xx / N - np.outer(m, offset) - np.outer(offset, m) + np.outer(m, m)
         sigma = 0.5 * (sigma + sigma.T)
         variances = np.diag(sigma)
         constant = constant_columns(variances, np.abs(mu) + np.sqrt(np.maximum(variances, 0.0)))
