@@ -176,17 +176,48 @@ def test_reg_covar_makes_the_m_step_inexact():
 
 
 # ---------------------------------------------------------------- initialization and sampling
-def test_init_params_is_reproducible_and_uses_data_points(faithful):
+def kmeans_plus_plus_by_hand(X, K, seed):
+    """k-means++ written out: a uniform first index, then each next index with probability
+    proportional to the squared distance to the nearest chosen point, from one generator."""
+    rng = np.random.default_rng(seed)
+    chosen = [int(rng.integers(len(X)))]
+    for _ in range(1, K):
+        d2 = np.min([np.sum((X - X[i]) ** 2, axis=1) for i in chosen], axis=0)
+        chosen.append(int(rng.choice(len(X), p=d2 / d2.sum())))
+    return X[chosen]
+
+
+def test_init_params_is_the_kmeans_plus_plus_start_of_its_seed(faithful):
+    """Reproducible from a seed: the means are the k-means++ seeds computed by hand with the same
+    seed (data points, distinct); another seed gives other means; the weights are equal."""
     model = GaussianMixture(4)
     a = model.init_params(faithful, np.random.default_rng(5))
-    b = model.init_params(faithful, np.random.default_rng(5))
-    c = model.init_params(faithful, np.random.default_rng(6))
-    np.testing.assert_array_equal(a.means, b.means)
-    assert not np.array_equal(a.means, c.means)
-    for mean in a.means:  # k-means++ picks data points as means
-        assert np.any(np.all(faithful == mean, axis=1))
+    np.testing.assert_array_equal(a.means, kmeans_plus_plus_by_hand(faithful, 4, 5))
     assert len({tuple(m) for m in a.means}) == 4
+    assert not np.array_equal(a.means, model.init_params(faithful, np.random.default_rng(6)).means)
     np.testing.assert_allclose(a.weights, 0.25)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_the_starting_covariance_is_the_biased_sample_covariance_plus_reg_covar(faithful, covariance_type):
+    """sum_n (x_n - xbar)(x_n - xbar)^T / N + reg_covar I, with N (not N - 1) in the denominator."""
+    model = GaussianMixture(3, covariance_type, reg_covar=0.01)
+    start = model.init_params(faithful, np.random.default_rng(0))
+    biased = np.cov(faithful.T, bias=True) + 0.01 * np.eye(2)
+    want = biased if covariance_type == "full" else np.diag(biased)
+    for covariance in start.covariances:
+        np.testing.assert_allclose(covariance, want, rtol=1e-12)
+
+
+def test_kmeans_plus_plus_draws_with_probability_proportional_to_the_squared_distance():
+    """Points at 0, 1 and 10 (1-D), two seeds. With the first seed at 0 the second is 10 with
+    probability 100/101 (squared distances 1 and 100); distances would give 10/11. Over all first
+    seeds: P(the pair {0, 10} or {1, 10}) = (100/101 + 81/82 + 1) / 3 = 0.9925 with squared distances,
+    (10/11 + 9/10 + 1) / 3 = 0.9364 with distances. 1500 runs: standard error 0.0022."""
+    X = np.array([[0.0], [1.0], [10.0]])
+    model = GaussianMixture(2, "diag")
+    far = [10.0 in model.init_params(X, np.random.default_rng(seed)).means for seed in range(1500)]
+    assert np.mean(far) == pytest.approx((100 / 101 + 81 / 82 + 1) / 3, abs=5 * 0.0022)
 
 
 def test_kmeans_plus_plus_prefers_far_points():
@@ -303,10 +334,13 @@ def collapse_start():
 
 
 def test_collapsing_component_warns_and_names_reg_covar():
+    """The collapsed component's variance is held at reg_covar (its own spread, 2.5e-19, is nothing
+    beside it), and the other component's is the spread of its points."""
     x, params = collapse_start()
     with pytest.warns(emlib.ComponentCollapseWarning, match="reg_covar"):
         result = emlib.em(GaussianMixture(2, "diag", reg_covar=1e-6), x, params, max_iter=50)
-    assert np.all(np.isfinite(result.params.covariances))
+    assert result.params.covariances[0, 0] == pytest.approx(1e-6, rel=1e-6)
+    assert result.params.covariances[1, 0] == pytest.approx(np.var([5.0, 6.0, 7.0, 8.0]) + 1e-6, rel=1e-6)
 
 
 def test_collapse_without_regularization_is_an_error_not_nan():
@@ -321,6 +355,25 @@ def test_empty_component_is_an_error_not_nan():
     stats = GaussianMixtureStats(np.array([10.0, 0.0]), np.array([[5.0], [0.0]]), np.array([[30.0], [0.0]]))
     with pytest.raises(ValueError, match="no responsibility"):
         model.m_step(stats)
+
+
+def test_a_component_with_rounding_size_responsibility_counts_as_empty(faithful):
+    """N_k = 1e-14 beside 272 points is rounding noise (below 10 eps N), not data: its mean
+    S1_k / N_k would be noise too. Refused, not only N_k <= 0."""
+    x = faithful[:, [1]]
+    counts = np.array([272.0, 1e-14])
+    stats = GaussianMixtureStats(counts, np.array([[x.sum()], [1e-14 * 70.0]]),
+                                 np.array([[(x ** 2).sum()], [1e-14 * 4900.0]]))
+    with pytest.raises(ValueError, match=r"component\(s\) \[1\] received no responsibility"):
+        GaussianMixture(2, "diag").m_step(stats)
+    barely = GaussianMixtureStats(np.array([272.0, 1e-9]), stats.sum_x, stats.sum_xx)
+    assert GaussianMixture(2, "diag").m_step(barely).weights[1] == pytest.approx(1e-9 / 272, rel=1e-6)
+
+
+def test_weights_that_sum_to_one_only_within_1e_6_are_refused():
+    with pytest.raises(ValueError, match="must sum to one"):
+        GaussianMixtureParams([0.5, 0.500001], [[0.0], [1.0]], [[1.0], [1.0]])
+    GaussianMixtureParams([0.5, 0.5 + 1e-12], [[0.0], [1.0]], [[1.0], [1.0]])   # rounding is accepted
 
 
 # ---------------------------------------------------------------- far from the origin (issue 13, item 1)

@@ -23,10 +23,12 @@ import numpy as np
 
 from ..em import MAX_ITER, ConvergenceMonitor, check_driver_arguments
 from ..interface import check_discrete_latent
+from ..models._chunks import row_slices
 
-#: Rows per chunk when the model declares its rows independent (``independent_rows``): the
-#: log-joint and one-hot arrays of a chunk then take about 8 * CHUNK_ROWS * K bytes each.
-CHUNK_ROWS = 1 << 14
+#: Rows per chunk when the model declares its rows independent (``independent_rows``); None
+#: sizes chunks so that a chunk's (n, K) log-joint, one-hot and work arrays stay near
+#: ``emlib.models._chunks.CHUNK_BYTES``.
+CHUNK_ROWS = None
 
 
 @dataclass(frozen=True)
@@ -124,8 +126,8 @@ class _Classifier:
     def __init__(self, model, X):
         self.model, self.X = model, X
         independent = bool(getattr(model, "independent_rows", False)) and np.ndim(X) == 2
-        n = X.shape[0] if independent else 1
-        self.chunks = ([slice(s, s + CHUNK_ROWS) for s in range(0, n, CHUNK_ROWS)] if independent
+        n_values = getattr(model, "n_components", 1)
+        self.chunks = (row_slices(X.shape[0], 8 * (4 * n_values + X.shape[1]), CHUNK_ROWS) if independent
                        else [slice(None)])
         self.n_values = None  # K, the number of values of each z_n, known after the first C-step
 
