@@ -52,8 +52,11 @@ def check_number(value, name: str, *, minimum: float | None = None, maximum: flo
     """Return ``value`` as a finite ``float``, or raise ``ValueError`` naming ``name``.
 
     ``minimum``/``maximum`` are inclusive bounds, ``above``/``below`` strict ones; refuses
-    ``None``, strings, booleans, complex numbers, NaN and infinities.
+    ``None``, strings, booleans, complex numbers, NaN and infinities. A 0-d real array counts as
+    its number (parameters rebuilt from a vector are such arrays).
     """
+    if isinstance(value, np.ndarray) and value.shape == () and value.dtype.kind in "iuf":
+        value = value.item()
     ok = _is_real_number(value) and bool(np.isfinite(value))
     if ok:
         value = float(value)
