@@ -1,15 +1,8 @@
-"""The identities and theorems of the chapters "Jensen's inequality and the evidence lower bound"
-(book/jensen_elbo.ipynb) and "The EM algorithm" (book/em_algorithm.ipynb), checked numerically.
-
-Each test is named after the statement it checks. Every statement is checked on several models
-and data sets: a full-covariance mixture on Old Faithful, a diagonal mixture on synthetic 2-D data,
-and a mixture with known (fixed) weights on synthetic 1-D data.
-
-Tolerances. The identities are exact in real arithmetic; in floating point each side is a sum of
-N*K (at most about 600) terms whose size is at most a few times |log p(x | theta)| (10^2 to 10^3).
-Rounding then perturbs a side by roughly N*K*eps*|term| / |sum|, about 1e-13 relative. We use
-1e-10 relative: a thousand times that, yet any real error (a missing entropy term, a wrong
-posterior) changes the result by order 1e-3 relative or more.
+"""The claims of the chapter "The EM algorithm" (book/em_algorithm.ipynb), checked numerically:
+F = Q + H, each step raises F, the monotonicity chain, Fisher's identity, fixed points are
+stationary points, what EM does not promise (symmetric starts, several local maxima), and the
+exercises. Each test is named after the statement it checks; the models and tolerances are those
+of tests/theory_cases.py.
 """
 import numpy as np
 import pytest
@@ -17,58 +10,13 @@ import pytest
 import emlib
 from emlib import bounds
 
-IDENTITY_RTOL = 1e-10
-
-
-def _case(name):
-    if name == "faithful_full":
-        X = emlib.datasets.old_faithful()
-        model = emlib.GaussianMixture(2, "full", reg_covar=0.0)
-        theta = model.init_params(X, np.random.default_rng(0))
-    elif name == "blobs_diag":
-        truth = emlib.GaussianMixtureParams([0.2, 0.5, 0.3], [[0.0, 0.0], [3.0, 1.0], [-2.0, 4.0]],
-                                            [[1.0, 0.5], [0.7, 1.2], [0.4, 0.4]])
-        X, _ = emlib.GaussianMixture(3, "diag").sample(truth, 200, np.random.default_rng(11))
-        model = emlib.GaussianMixture(3, "diag", reg_covar=0.0)
-        theta = model.init_params(X, np.random.default_rng(1))
-    elif name == "fixed_weights_1d":
-        weights = [0.3, 0.7]
-        truth = emlib.GaussianMixtureParams(weights, [[-1.0], [2.0]], [[[0.5]], [[1.5]]])
-        X, _ = emlib.GaussianMixture(2).sample(truth, 150, np.random.default_rng(12))
-        model = emlib.GaussianMixture(2, "full", reg_covar=0.0, fixed={"weights": weights})
-        theta = model.init_params(X, np.random.default_rng(2))
-    else:  # pragma: no cover
-        raise KeyError(name)
-    return model, X, theta
-
-
-CASES = ["faithful_full", "blobs_diag", "fixed_weights_1d"]
-
-
-@pytest.fixture(params=CASES)
-def case(request):
-    return _case(request.param)
-
-
-def random_q(model, X, seed, alpha=1.0):
-    """Rows drawn from a Dirichlet(alpha, ..., alpha): an arbitrary q, far from the posterior."""
-    return np.random.default_rng(seed).dirichlet(np.full(model.n_components, alpha), size=len(X))
+from theory_cases import IDENTITY_RTOL, case, perturbed, random_q  # noqa: F401 (fixtures)
 
 
 def em_step(model, X, theta):
     """One E-step and one M-step, written with the book's pieces: q_t, then argmax_theta F(q_t, theta)."""
     q = model.posterior(X, theta)
     return q, model.m_step(model.expected_stats(X, q))
-
-
-def perturbed(params, name, index, h):
-    """params with one coordinate moved by h; a weight move is balanced by the last weight."""
-    arrays = {"weights": params.weights.copy(), "means": params.means.copy(),
-              "covariances": params.covariances.copy()}
-    arrays[name][index] += h
-    if name == "weights":
-        arrays["weights"][-1] -= h
-    return emlib.GaussianMixtureParams(**arrays)
 
 
 def coordinates(params, skip=()):
@@ -111,87 +59,6 @@ def _variances(params):
     return params.covariances
 
 
-# ------------------------------------------------------------------ chapter "Jensen ... ELBO"
-def test_log_is_below_its_tangent_with_equality_only_at_the_touching_point():
-    # The lemma log u <= u - 1 (the supporting line of log at 1), equality iff u = 1.
-    u = np.concatenate([np.geomspace(1e-6, 1e6, 1001), [1.0]])
-    gap = (u - 1) - np.log(u)
-    assert np.all(gap >= 0)
-    assert gap[-1] == 0.0
-    assert np.all(gap[np.abs(u - 1) > 1e-3] > 0)
-
-
-@pytest.mark.parametrize("seed", range(5))
-def test_jensen_inequality_for_log_with_equality_iff_argument_is_constant(seed):
-    rng = np.random.default_rng(seed)
-    a = rng.uniform(0.1, 10.0, size=7)
-    w = rng.dirichlet(np.ones(7))
-    assert np.log(w @ a) > w @ np.log(a)  # strict: the points differ
-    const = np.full(7, a[0])
-    assert np.log(w @ const) == pytest.approx(w @ np.log(const), rel=1e-14)
-    # Points with zero weight do not count: equality when all points WITH weight agree.
-    w0 = np.where(np.arange(7) < 3, w, 0.0)
-    w0 /= w0.sum()
-    a0 = np.where(np.arange(7) < 3, a[0], a)
-    assert np.log(w0 @ a0) == pytest.approx(w0 @ np.log(a0), rel=1e-14)
-
-
-def test_jensen_equality_when_f_is_affine_on_the_support():
-    # min(u, 1) is concave; on points in [0, 1] it is affine, so Jensen holds with equality.
-    f = lambda u: np.minimum(u, 1.0)
-    rng = np.random.default_rng(5)
-    a, w = rng.uniform(0.0, 1.0, size=6), rng.dirichlet(np.ones(6))
-    assert f(w @ a) == pytest.approx(w @ f(a), rel=1e-14)
-    b = np.concatenate([a[:3], [2.0, 3.0, 4.0]])  # straddles the kink: strict inequality
-    assert f(w @ b) > w @ f(b) + 1e-6
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("alpha", [0.1, 1.0, 10.0])
-def test_elbo_plus_kl_equals_loglik(case, seed, alpha):
-    model, X, theta = case
-    q = random_q(model, X, seed, alpha)
-    F = bounds.elbo(model, X, theta, q)
-    KL = bounds.kl_to_posterior(model, X, theta, q)
-    assert F + KL == pytest.approx(model.log_likelihood(X, theta), rel=IDENTITY_RTOL)
-    assert KL > 0.1  # a random q is far from the posterior: the identity is not 0 = 0
-
-
-def test_elbo_below_loglik_with_equality_at_posterior(case):
-    model, X, theta = case
-    loglik = model.log_likelihood(X, theta)
-    for seed in range(5):
-        assert bounds.elbo(model, X, theta, random_q(model, X, seed)) < loglik - 0.1
-    post = model.posterior(X, theta)
-    assert bounds.elbo(model, X, theta, post) == pytest.approx(loglik, rel=IDENTITY_RTOL)
-    assert abs(bounds.kl_to_posterior(model, X, theta, post)) < IDENTITY_RTOL * abs(loglik)
-
-
-def test_elbo_rises_as_q_moves_toward_the_posterior(case):
-    # F(q_lambda) with q_lambda = (1 - lambda) q_0 + lambda p(z | x, theta) increases in lambda:
-    # KL is convex in q and zero at lambda = 1, and F = loglik - KL.
-    model, X, theta = case
-    q0, post = random_q(model, X, 3), model.posterior(X, theta)
-    lams = np.linspace(0.0, 1.0, 11)
-    F = [bounds.elbo(model, X, theta, (1 - lam) * q0 + lam * post) for lam in lams]
-    assert np.all(np.diff(F) > 0)
-
-
-def test_bound_touches_loglik_at_theta_t_along_a_slice(case):
-    # The chapter's figure: theta -> F(q_t, theta) with q_t = p(z | x, theta_t) lies below
-    # loglik(theta) on a one-parameter slice and touches it at theta_t.
-    model, X, theta_t = case
-    q_t = model.posterior(X, theta_t)
-    for h in np.linspace(-1.0, 1.0, 9):
-        theta = perturbed(theta_t, "means", (0, 0), h)
-        gap = model.log_likelihood(X, theta) - bounds.elbo(model, X, theta, q_t)
-        if h == 0:
-            assert abs(gap) < IDENTITY_RTOL * abs(model.log_likelihood(X, theta))
-        else:
-            assert gap > 0
-
-
-# ------------------------------------------------------------------ chapter "The EM algorithm"
 def test_F_equals_Q_plus_entropy(case):
     model, X, theta_t = case
     q_t = model.posterior(X, theta_t)
@@ -321,7 +188,6 @@ def test_em_fixed_point_is_a_stationary_point_of_loglik(case):
     assert np.abs(g).max() < 1e-4 * np.abs(g0).max()
 
 
-# ------------------------------------------------------------------ what EM does not promise
 def symmetric_start(X, K):
     """Every component equal to the one-Gaussian fit: the symmetric point of the chapter."""
     mean = X.mean(axis=0)
@@ -394,23 +260,6 @@ def test_one_em_step_is_not_the_answer_because_the_posterior_moves():
     assert final.log_likelihood[-1] > model.log_likelihood(X, theta1) + 1.0
 
 
-# ------------------------------------------------------------------ claims made in the exercises
-def test_hard_assignment_gap_is_minus_sum_of_log_responsibilities(case):
-    # jensen_elbo exercise "Hard assignments": H(one-hot q) = 0, F = complete-data loglik,
-    # and loglik - F = -sum_n log r_{n c_n} > 0.
-    model, X, theta = case
-    r = model.posterior(X, theta)
-    rows = np.arange(len(X))
-    c = r.argmax(axis=1)
-    q_hard = np.eye(model.n_components)[c]
-    F = bounds.elbo(model, X, theta, q_hard)
-    assert bounds.entropy(q_hard) == 0.0
-    assert F == pytest.approx(model.log_joint(X, theta)[rows, c].sum(), rel=IDENTITY_RTOL)
-    gap = model.log_likelihood(X, theta) - F
-    assert gap == pytest.approx(-np.log(r[rows, c]).sum(), rel=1e-8)
-    assert gap > 0
-
-
 def test_em_mean_update_is_a_gradient_step_scaled_by_covariance_over_count(case):
     # em_algorithm exercise: mu_k^{t+1} = mu_k^t + (Sigma_k^t / N_k) grad_{mu_k} loglik(theta_t).
     model, X, theta = case
@@ -437,3 +286,4 @@ def test_symmetric_start_becomes_the_single_gaussian_fit_after_one_step():
         np.testing.assert_allclose(new.means[k], X.mean(axis=0), rtol=1e-12)
         np.testing.assert_allclose(new.covariances[k], np.cov(X.T, bias=True), rtol=1e-10)
     np.testing.assert_allclose(new.weights, 1 / 3, rtol=1e-12)
+
