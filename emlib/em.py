@@ -182,13 +182,23 @@ def em(model, X, init, *, max_iter: int = MAX_ITER, tol: float = TOL,
     """
     check_driver_arguments(model, callback, driver="em", methods=("check_data", "check_params", "e_step", "m_step"))
     monitor = ConvergenceMonitor(max_iter, tol, objective="log-likelihood")
+    return run_em_loop(model, X, init, monitor, lambda params, stats, t: model.m_step(stats), callback)
+
+
+def run_em_loop(model, X, init, monitor: ConvergenceMonitor,
+                update: Callable[[Any, Any, int], Any], callback) -> EMResult:
+    """The loop of :func:`em` with the M-step replaced by ``update(params_{t-1}, stats, t) -> params_t``.
+
+    Checks the data and the start, then alternates the E-step (whose log-likelihood is recorded)
+    and ``update`` until the monitor is done. :func:`emlib.gem` supplies its steps here.
+    """
     X = model.check_data(X)
     params = model.check_params(init, X)
     with monitor:
         stats, loglik = model.e_step(X, params)
         monitor.record(loglik)
         while not monitor.done:
-            params = model.m_step(stats)
+            params = update(params, stats, monitor.n_iter + 1)
             stats, loglik = model.e_step(X, params)
             monitor.record(loglik)
             if callback is not None:

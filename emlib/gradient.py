@@ -101,13 +101,7 @@ def means_hessian(model, X, params) -> np.ndarray:
 
     (book: equation ``hidden_variables-hessian``). The first term is the covariance of the
     "score" across components under the posterior: it is what lets the surface have saddle
-    points and several maxima.
-
-    Parameters
-    ----------
-    model : GaussianMixture
-    X : array_like, shape (N, D)
-    params : GaussianMixtureParams
+    points and several maxima. Arguments as for :func:`means_gradient`.
 
     Returns
     -------
@@ -139,18 +133,8 @@ def em_means_preconditioner(model, X, params) -> np.ndarray:
     """The matrix P(theta) with mu_EM - mu = P(theta) grad_mu ell(theta): P = blockdiag(Sigma_k / N_k).
 
     Xu and Jordan (1996); book: equation ``em_vs_gradient-precond``. P is positive definite
-    whenever every N_k > 0, so the EM step for the means is an ascent direction.
-
-    Parameters
-    ----------
-    model : GaussianMixture
-    X : array_like, shape (N, D)
-    params : GaussianMixtureParams
-
-    Returns
-    -------
-    ndarray, shape (K * D, K * D)
-        Rows and columns ordered like ``params.means.ravel()``.
+    whenever every N_k > 0, so the EM step for the means is an ascent direction. Arguments as
+    for :func:`means_gradient`; the result is laid out like :func:`means_hessian`'s, (K D, K D).
     """
     model, X, params = _checked(model, X, params)
     stats, _ = model.e_step(X, params)

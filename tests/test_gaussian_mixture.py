@@ -648,7 +648,7 @@ def peak_bytes(function, *args):
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
-@pytest.mark.parametrize("N, D, K", [(100_000, 8, 3), (2_000, 300, 2)])
+@pytest.mark.parametrize("N, D, K", [(100_000, 8, 3), (1_000, 64, 2)])
 def test_the_e_step_and_init_params_need_memory_bounded_in_n_and_in_d(covariance_type, N, D, K):
     """The E-step's work arrays are sized by the bytes a chunk needs (the D(D+1)/2 moment features
     included), and init_params works in chunks: beyond its results (a few vectors of length N for

@@ -12,6 +12,11 @@ from __future__ import annotations
 #: where it gives about 300 rows for full covariances and a few thousand for diagonal ones.
 CHUNK_BYTES = 1 << 19
 
+#: A chunk has at least this many rows, so that every product stays BLAS-sized (each call into a
+#: threaded BLAS has a fixed cost) even when a row needs many bytes; the memory of a chunk then
+#: grows like D (or K D), never like D^2.
+MIN_ROWS = 256
+
 
 def row_slices(n_rows: int, bytes_per_row: int, chunk_size: int | None = None) -> list[slice]:
     """Consecutive row blocks covering ``range(n_rows)``.
@@ -28,8 +33,8 @@ def row_slices(n_rows: int, bytes_per_row: int, chunk_size: int | None = None) -
     Returns
     -------
     list of slice
-        Each block holds at least one row and at most ``max(1, CHUNK_BYTES // bytes_per_row)``
-        rows (or ``chunk_size``).
+        Each block holds ``max(MIN_ROWS, CHUNK_BYTES // bytes_per_row)`` rows (or ``chunk_size``),
+        the last one fewer.
     """
-    size = chunk_size or max(1, CHUNK_BYTES // max(int(bytes_per_row), 1))
+    size = chunk_size or max(MIN_ROWS, CHUNK_BYTES // max(int(bytes_per_row), 1))
     return [slice(start, start + size) for start in range(0, n_rows, size)]

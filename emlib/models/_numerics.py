@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import lapack
 
+from .._validation import check_generator, check_integer
+
 LOG_2PI = float(np.log(2.0 * np.pi))
 
 #: A component whose expected count N_k is at most this fraction of the total (and at most this
@@ -57,6 +59,13 @@ class SingularCovarianceError(ValueError):
         super().__init__(message)
         self.components = components
         self.not_positive_definite = not_positive_definite
+
+
+def draw_components(weights: np.ndarray, n, rng) -> np.ndarray:
+    """n component labels z ~ Categorical(weights), drawn with ``rng``: the first half of sampling
+    from any mixture. Checks ``n`` (a non-negative integer) and ``rng`` (a Generator)."""
+    n = check_integer(n, "n", minimum=0)
+    return check_generator(rng).choice(weights.shape[0], size=n, p=weights)
 
 
 def empty_components(counts: np.ndarray) -> np.ndarray:

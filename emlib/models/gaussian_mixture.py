@@ -35,7 +35,7 @@ from .._validation import (as_data_matrix, as_float_array, check_gaussian_scale,
 from ._chunks import row_slices
 from ._fit_warnings import ComponentCollapseWarning, warn_components
 from ._numerics import (LOG_2PI, SINGULAR_RTOL, SingularCovarianceError, cholesky, constant_columns,
-                        empty_components, log_det_from_cholesky, normalize_log_columns, precision_cholesky,
+                        draw_components, empty_components, log_det_from_cholesky, normalize_log_columns, precision_cholesky,
                         reference_point)
 
 __all__ = ["ComponentCollapseWarning", "GaussianMixture", "GaussianMixtureParams", "GaussianMixtureStats",
@@ -835,19 +835,13 @@ class GaussianMixture:
         return GaussianMixtureParams(weights, means, covariances)
 
     def sample(self, params: GaussianMixtureParams, n: int, rng: np.random.Generator):
-        """Draw n points from the mixture.
+        """Draw n points from the mixture: labels z_n ~ Categorical(pi), then x_n ~ N(mu_z, Sigma_z).
 
-        Returns
-        -------
-        X : ndarray, shape (n, D)
-        z : ndarray of int, shape (n,)
-            The component each point came from.
+        Returns ``(X, z)``, the points (n, D) and the component of each (n,), ints.
         """
         self.check_params(params)
-        n = check_integer(n, "n", minimum=0)
-        rng = check_generator(rng)
-        z = rng.choice(self.n_components, size=n, p=params.weights)
-        noise = rng.standard_normal((n, params.n_features))
+        z = draw_components(params.weights, n, rng)
+        noise = rng.standard_normal((z.shape[0], params.n_features))
         if params.covariance_type == "full":
             chol = cholesky(params.covariances)
             X = params.means[z] + np.einsum("nij,nj->ni", chol[z], noise)

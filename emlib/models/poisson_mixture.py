@@ -24,7 +24,7 @@ import numpy as np
 from scipy.special import gammaln
 
 from .._validation import as_data_matrix, as_float_array, check_generator, check_integer, check_probability_vector
-from ._numerics import empty_components, logsumexp_rows
+from ._numerics import draw_components, empty_components, logsumexp_rows
 
 #: Counts up to 2^53 are whole numbers exactly in double precision; larger ones are not counts
 #: any more but rounded floats.
@@ -280,7 +280,5 @@ class PoissonMixture:
             The component each count came from.
         """
         self.check_params(params)
-        n = check_integer(n, "n", minimum=0)
-        rng = check_generator(rng)
-        z = rng.choice(self.n_components, size=n, p=params.weights)
+        z = draw_components(params.weights, n, rng)
         return rng.poisson(params.rates[z]), z

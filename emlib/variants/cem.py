@@ -35,19 +35,11 @@ CHUNK_ROWS = None
 class CEMResult:
     """What :func:`cem` returns. Not an :class:`emlib.EMResult`: its trace is another objective.
 
-    Attributes
-    ----------
-    params : parameters dataclass
-        The last iterate theta_T.
-    classification_log_likelihood : ndarray, shape (n_iter + 1,)
-        The classification log-likelihood L_C(theta_t) = max_z log p(X, z | theta_t) of every
-        iterate (not the log-likelihood log p(X | theta_t), which it never exceeds).
-    n_iter : int
-        The number of iterations (M-steps) taken.
-    converged : bool
-        True when the assignments stopped changing (or the ``tol`` rule was met).
-    labels : ndarray of int, shape (N,)
-        The hard assignments z_n of the last C-step (made at the returned parameters).
+    ``params`` and ``n_iter`` mean what they mean for :class:`emlib.EMResult`; ``converged`` is
+    True when the assignments stopped changing (or the ``tol`` rule was met). The trace,
+    ``classification_log_likelihood`` (n_iter + 1,), holds L_C(theta_t) = max_z log p(X, z | theta_t)
+    of every iterate, which never exceeds log p(X | theta_t); ``labels`` (N,) are the hard
+    assignments z_n of the last C-step, made at the returned parameters.
     """
 
     params: Any

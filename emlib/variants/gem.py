@@ -33,7 +33,7 @@ import numpy as np
 
 from .._validation import as_float_array, check_bool, check_integer, check_number
 from ..bounds import expected_complete_loglik
-from ..em import MAX_ITER, TOL, ConvergenceMonitor, EMResult, check_driver_arguments
+from ..em import MAX_ITER, TOL, ConvergenceMonitor, EMResult, check_driver_arguments, run_em_loop
 from ..interface import check_discrete_latent
 from ..models._numerics import empty_components
 from ..models.gaussian_mixture import GaussianMixture, GaussianMixtureParams, GaussianMixtureStats
@@ -119,19 +119,11 @@ def gem(model, X, init, *, m_step=None, max_iter: int = MAX_ITER, tol: float = T
     if check_q:
         check_discrete_latent(model, driver="gem with check_q=True")
     monitor = ConvergenceMonitor(max_iter, tol, objective="log-likelihood")
-    X = model.check_data(X)
-    params = model.check_params(init, X)
-    with monitor:
-        stats, loglik = model.e_step(X, params)
-        monitor.record(loglik)
-        while not monitor.done:
-            params = model.m_step(stats) if steps is None else _apply_steps(model, X, params, stats, steps, check_q,
-                                                                            monitor.n_iter + 1)
-            stats, loglik = model.e_step(X, params)
-            monitor.record(loglik)
-            if callback is not None:
-                callback(monitor.n_iter, params, loglik)
-    return monitor.result(params)
+    if steps is None:
+        return run_em_loop(model, X, init, monitor, lambda params, stats, t: model.m_step(stats), callback)
+    data = model.check_data(X)   # for the Q check; run_em_loop checks the same data again, cheaply
+    return run_em_loop(model, data, init, monitor,
+                       lambda params, stats, t: _apply_steps(model, data, params, stats, steps, check_q, t), callback)
 
 
 def _apply_steps(model, X, params, stats, steps: tuple[Step, ...], check_q: bool, t: int):
