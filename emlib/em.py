@@ -156,7 +156,8 @@ def em(model, X, init, *, max_iter: int = MAX_ITER, tol: float = TOL,
     """Fit ``model`` to ``X`` by the EM algorithm, starting from ``init``.
 
     Each iteration is one E-step and one M-step (equations ``em_algorithm-estep`` and
-    ``em_algorithm-mstep`` of the chapter "The EM algorithm"). The log-likelihood of the new
+    ``em_algorithm-mstep``, algorithm ``em_algorithm-alg-em`` of the chapter "The EM algorithm"),
+    so the log-likelihood never decreases (theorem ``em_algorithm-thm-monotone``). The log-likelihood of the new
     parameters comes out of the next E-step at no extra cost.
 
     Parameters

@@ -396,11 +396,13 @@ def gradient_ascent(objective: MixtureObjective, x0, *, step: float = 1e-3, line
                     max_iter: int = MAX_ITER, tol: float = TOL, c: float = 1e-4, shrink: float = 0.5,
                     grow: float | None = 2.0, max_backtracks: int = 60,
                     callback: Callable[[int, Any, float], None] | None = None) -> EMResult:
-    """Maximize ell by gradient ascent, eta_{t+1} = eta_t + alpha_t grad ell(eta_t).
+    """Maximize ell by gradient ascent, eta_{t+1} = eta_t + alpha_t grad ell(eta_t) (equation
+    ``em_vs_gradient-update``; algorithm ``hidden_variables-alg-ga``).
 
     With ``line_search=False`` alpha_t = ``step`` always (fixed step: may overshoot, oscillate or
     diverge). With ``line_search=True`` each iteration tries a step and halves it (factor
-    ``shrink``) until the Armijo condition ell(eta + alpha g) >= ell(eta) + c alpha |g|^2 holds
+    ``shrink``) until the Armijo condition ell(eta + alpha g) >= ell(eta) + c alpha |g|^2
+    (equation ``em_vs_gradient-armijo``) holds
     (backtracking, Nocedal and Wright 2006, Algorithm 3.1), so ell never decreases. The first
     iteration tries ``step``; each later one tries ``grow`` times the step accepted last (so the
     step can grow again after a cut), or ``step`` again if ``grow`` is None.

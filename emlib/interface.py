@@ -38,8 +38,9 @@ MODEL_METHODS = ("check_data", "check_params", "init_params", "log_joint", "post
 class Stats(Protocol):
     """Expected sufficient statistics E_q[t(x, z)], summed over data.
 
-    Additive over data (``a + b`` is the statistics of the union) and scalable (``c * a``): all
-    that online, mini-batch and distributed EM need.
+    Additive over data (``a + b`` is the statistics of the union; proposition
+    ``tractable_estep-prop-stats``) and scalable (``c * a``): all that online, mini-batch and
+    distributed EM need.
     """
 
     def __add__(self, other: Any) -> Any: ...

@@ -9,7 +9,7 @@ same distribution (for a mixture: the prior weights pi). With
 ``log_joint[n, k] = log p(x_n, z_n = k | theta)`` the importance-sampling estimator is
 
     p_hat(x | theta) = (1/S) sum_s w_s,   w_s = p(x, z^(s) | theta) / r(z^(s)),   z^(s) ~ r
-                                                                    (tractable_estep-is)
+                          (tractable_estep-naive, with r = the prior)
 
 It is unbiased for p(x | theta) = prod_n sum_k p(x_n, z_n = k | theta) whenever r_n(k) > 0 where
 p(x_n, z_n = k | theta) > 0. The proposal r = prior gives the naive estimator
@@ -165,7 +165,8 @@ def log_mean_exp(a, axis: int | None = None):
 def log_importance_weights(log_joint, proposal, n_samples: int, rng: np.random.Generator) -> np.ndarray:
     """log w_s = log p(x, z^(s) | theta) - log r(z^(s)) for S configurations z^(s) ~ r.
 
-    Equation ``tractable_estep-is``: the mean of the weights estimates p(x | theta) without bias.
+    The mean of the weights estimates p(x | theta) without bias; with r = the prior it is the naive
+    estimator of equation ``tractable_estep-naive`` (an average of p(x | z, theta) over z ~ p(z | theta)).
 
     Parameters
     ----------
@@ -191,7 +192,7 @@ def log_importance_weights(log_joint, proposal, n_samples: int, rng: np.random.G
 
 
 def log_marginal_estimate(log_joint, proposal, n_samples: int, rng: np.random.Generator) -> float:
-    """log of the importance-sampling estimate p_hat(x | theta) of equation ``tractable_estep-is``.
+    """log of the importance-sampling estimate p_hat(x | theta) of :func:`log_importance_weights`.
 
     p_hat itself is unbiased; its logarithm is biased downwards (Jensen), but it does not overflow.
     Parameters as in :func:`log_importance_weights`.

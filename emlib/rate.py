@@ -2,7 +2,7 @@
 
 Book: chapter "Slow convergence and acceleration". EM iterates theta_{t+1} = M(theta_t) with
 the map M(theta) = m_step(e_step(X, theta)). Near a fixed point theta* the error obeys
-theta_{t+1} - theta* ~ J (theta_t - theta*), J the Jacobian of M at theta*, so EM converges
+theta_{t+1} - theta* ~ J (theta_t - theta*) (equation ``slow_convergence-linear``), J the Jacobian of M at theta*, so EM converges
 linearly with rate the spectral radius of J (theorem ``slow_convergence-thm-rate``).
 :func:`em_map_jacobian` computes J by central finite differences of M, in coordinates the
 caller chooses (for a mixture, coordinates in which the weights automatically sum to one).

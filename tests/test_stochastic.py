@@ -275,9 +275,9 @@ def test_the_growing_schedule_does_not_overflow_in_a_long_run():
     assert geometric_schedule(10, 1.1)(7450) == MAX_SAMPLES
     assert geometric_schedule(10, 1.1)(10**9) == MAX_SAMPLES
     assert [geometric_schedule(3, 2.0)(t) for t in (1, 2, 3)] == [3, 6, 12]
-    X = np.array([[-2.0], [-1.5], [1.5], [2.0], [2.2]])
-    init = emlib.GaussianMixtureParams([0.5, 0.5], [[-1.0], [1.0]], [[[1.0]], [[1.0]]])
-    result = emlib.mcem(MODEL, X, init, rng=np.random.default_rng(0), growth=2.0, max_iter=1030, tol=0)
+    linkage = emlib.GeneticLinkage()   # the cheapest model: 1030 iterations in a fraction of a second
+    result = emlib.mcem(linkage, emlib.datasets.genetic_linkage(), emlib.GeneticLinkageParams(0.5),
+                        rng=np.random.default_rng(0), growth=2.0, max_iter=1030, tol=0)
     assert result.n_iter == 1030 and result.n_samples[-1] == MAX_SAMPLES
 
 

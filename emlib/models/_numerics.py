@@ -13,6 +13,7 @@ from scipy.linalg import lapack
 from .._validation import check_generator, check_integer
 
 LOG_2PI = float(np.log(2.0 * np.pi))
+_TINY = np.finfo(float).tiny
 
 #: A component whose expected count N_k is at most this fraction of the total (and at most this
 #: many points when the total is below one) received no responsibility: its mean S1_k / N_k
@@ -75,7 +76,7 @@ def empty_components(counts: np.ndarray) -> np.ndarray:
 
 
 def logsumexp_rows(a: np.ndarray) -> np.ndarray:
-    """log sum_k exp(a[n, k]) for each row n, computed stably; shape (N,).
+    """log sum_k exp(a[n, k]) for each row n, computed stably (equation ``gaussian_mixtures-lse``); shape (N,).
 
     Rows must contain at least one finite entry (a data point has positive density under at
     least one component), which every model here guarantees.
@@ -122,26 +123,29 @@ def cholesky(matrices: np.ndarray, singular_rtol: float = 0.0) -> np.ndarray:
     matrices = np.asarray(matrices, dtype=float)
     try:
         chol = np.linalg.cholesky(matrices)
-        failed = np.zeros(matrices.shape[0], dtype=bool)
     except np.linalg.LinAlgError:
-        chol = np.zeros_like(matrices)
-        failed = np.zeros(matrices.shape[0], dtype=bool)
-        for k, matrix in enumerate(matrices):
-            try:
-                chol[k] = np.linalg.cholesky(matrix)
-            except np.linalg.LinAlgError:
-                failed[k] = True
+        chol = None
+    if chol is not None:                       # the common case, checked in a few operations
+        pivots = np.diagonal(chol, axis1=-2, axis2=-1) ** 2
+        smallest = float(pivots.min())
+        if smallest >= _TINY and (singular_rtol == 0 or
+                                  np.all(pivots > singular_rtol * np.diagonal(matrices, axis1=-2, axis2=-1))):
+            return chol
+    failed = np.zeros(matrices.shape[0], dtype=bool)
+    chol = np.zeros_like(matrices)
+    for k, matrix in enumerate(matrices):
+        try:
+            chol[k] = np.linalg.cholesky(matrix)
+        except np.linalg.LinAlgError:
+            failed[k] = True
     pivots = np.diagonal(chol, axis1=-2, axis2=-1) ** 2
-    failed |= np.any(~(pivots >= np.finfo(float).tiny), axis=-1)   # also NaN pivots
+    failed |= np.any(~(pivots >= _TINY), axis=-1)   # also NaN pivots
     if failed.any():
         bad = np.flatnonzero(failed).tolist()
         raise SingularCovarianceError(f"matrix(es) {bad} are not positive definite.", bad, True)
     variances = np.diagonal(matrices, axis1=-2, axis2=-1)
-    singular = np.any(pivots <= singular_rtol * variances, axis=-1)
-    if singular.any():
-        bad = np.flatnonzero(singular).tolist()
-        raise SingularCovarianceError(f"matrix(es) {bad} are singular to working precision.", bad, False)
-    return chol
+    bad = np.flatnonzero(np.any(pivots <= singular_rtol * variances, axis=-1)).tolist()
+    raise SingularCovarianceError(f"matrix(es) {bad} are singular to working precision.", bad, False)
 
 
 def constant_columns(variances: np.ndarray, magnitudes: np.ndarray) -> np.ndarray:
@@ -177,10 +181,13 @@ def _substitution(chol: np.ndarray, rhs: np.ndarray, transposed: bool) -> np.nda
     D = chol.shape[-1]
     tri = chol.transpose(0, 2, 1) if transposed else chol
     out = np.empty(np.broadcast_shapes(chol.shape[:-1] + (1,), rhs.shape), dtype=float)
-    for d in (range(D - 1, -1, -1) if transposed else range(D)):
+    order = range(D - 1, -1, -1) if transposed else range(D)
+    for step, d in enumerate(order):
         done = slice(d + 1, D) if transposed else slice(0, d)       # the unknowns already solved
-        known = np.einsum("kj,kjm->km", tri[:, d, done], out[:, done])
-        out[:, d] = (rhs[:, d] - known) / tri[:, d, d][:, None]
+        if step:
+            out[:, d] = (rhs[:, d] - (tri[:, d:d + 1, done] @ out[:, done])[:, 0]) / tri[:, d, d][:, None]
+        else:
+            out[:, d] = rhs[:, d] / tri[:, d, d][:, None]
     return out
 
 
@@ -217,5 +224,5 @@ def precision_cholesky(chol: np.ndarray) -> np.ndarray:
 
     One triangular solve per component (:func:`solve_lower`), not a general solve.
     """
-    eye = np.broadcast_to(np.eye(chol.shape[-1]), chol.shape)
+    eye = np.tile(np.eye(chol.shape[-1]), (chol.shape[0], 1, 1))
     return np.swapaxes(solve_lower(chol, eye), -1, -2)

@@ -16,7 +16,7 @@ alternates two closed-form updates, the variational analogues of EM's two steps:
   scatter C_k = sum_n r_nk (x_n - xbar_k)(x_n - xbar_k)^T,
   W_k^{-1} = W_0^{-1} + C_k + beta_0 N_k / beta_k (xbar_k - m_0)(xbar_k - m_0)^T  (Bishop 10.58-10.63).
   The chapter writes the last one as W_0^{-1} + S2_k + beta_0 m_0 m_0^T - beta_k m_k m_k^T
-  (equation ``variational_inference-scale``); the form here has no cancellation far from the
+  (equation ``variational_inference-qtheta-update``); the form here has no cancellation far from the
   origin.
 
 The driver is :func:`emlib.cavi`.
@@ -169,7 +169,8 @@ class BayesianGaussianMixture:
         return _Expectations(log_weights, log_det, chol)
 
     def _log_rho(self, X: np.ndarray, post: VariationalPosterior, e: _Expectations) -> np.ndarray:
-        """log rho_nk, the unnormalized log q(z_n = k) (Bishop 10.46 with 10.64-10.66), shape (N, K).
+        """log rho_nk, the unnormalized log q(z_n = k) (Bishop 10.46 with 10.64-10.66; equations
+        ``variational_inference-log-rho`` and ``variational_inference-expectations``), shape (N, K).
 
         Chunk by chunk: no temporary larger than a chunk of the data.
         """
@@ -193,7 +194,8 @@ class BayesianGaussianMixture:
         return log_r
 
     def expected_stats(self, X, q) -> GaussianMixtureStats:
-        """N_k, S1_k = sum r_nk x_n, S2_k = sum r_nk x_n x_n^T: the same statistics as EM's."""
+        """N_k, S1_k = sum r_nk x_n, S2_k = sum r_nk x_n x_n^T: the same statistics as EM's
+        (equation ``variational_inference-stats``)."""
         return self._mixture.expected_stats(X, q)
 
     def update_posterior(self, stats: GaussianMixtureStats, prior: VariationalPosterior) -> VariationalPosterior:
@@ -203,7 +205,7 @@ class BayesianGaussianMixture:
         near the origin): with m'_0 = m_0 - c and the moments s_k, C_k about c,
         beta_k = beta_0 + N_k, m_k = c + (beta_0 m'_0 + s_k) / beta_k and
         W_k^{-1} = W_0^{-1} + C_k + beta_0 m'_0 m'_0^T - beta_k (m_k - c)(m_k - c)^T (equation
-        ``variational_inference-scale`` about c, so no cancellation far from the origin).
+        ``variational_inference-qtheta-update`` about c, so no cancellation far from the origin).
         """
         if not isinstance(stats, GaussianMixtureStats):
             raise ValueError(f"stats must be GaussianMixtureStats; got {type(stats).__name__}.")
@@ -219,7 +221,8 @@ class BayesianGaussianMixture:
 
     # ------------------------------------------------------------------ the objective
     def elbo(self, X, q, post: VariationalPosterior, prior: VariationalPosterior) -> float:
-        """The evidence lower bound F(q) = E_q[log p(x, z, pi, mu, Lambda)] - E_q[log q] (Bishop 10.70-10.77).
+        """The evidence lower bound F(q) = E_q[log p(x, z, pi, mu, Lambda)] - E_q[log q] (Bishop 10.70-10.77,
+        equation ``variational_inference-elbo-terms``).
 
         Parameters
         ----------

@@ -26,6 +26,7 @@ All components are handled by one matrix product per chunk of data.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -194,7 +195,8 @@ class GaussianMixtureStats:
         return self.scatter(np.zeros_like(self.centred_sum_x))
 
     def scatter(self, means: np.ndarray) -> np.ndarray:
-        """sum_n r_nk (x_n - mu_k)(x_n - mu_k)^T for given means mu_k (K, D), or its diagonal.
+        """sum_n r_nk (x_n - mu_k)(x_n - mu_k)^T for given means mu_k (K, D), or its diagonal
+        (equation ``gaussian_mixtures-scatter``).
 
         From the moments about c with e_k = c - mu_k: C_k + s_k e_k^T + e_k s_k^T + N_k e_k e_k^T
         (s_k, C_k the centred first and second moments). Free of cancellation when the mu_k are
@@ -234,6 +236,17 @@ class GaussianMixtureStats:
                                     self.centre)
 
     __rmul__ = __mul__
+
+
+def _centred(chunk: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """chunk - centre, or the chunk itself (no copy) when the reference point is the origin."""
+    return chunk - centre if centre.any() else chunk
+
+
+@functools.lru_cache(maxsize=32)
+def _upper_triangle(D: int) -> tuple[np.ndarray, np.ndarray]:
+    """The row and column indices of the upper triangle of a D x D matrix (``np.triu_indices``), cached."""
+    return np.triu_indices(D)
 
 
 def _diag_features(centred: np.ndarray) -> np.ndarray:
@@ -304,7 +317,9 @@ class _MomentSums:
 
 
 class GaussianMixture:
-    """A mixture of K Gaussians, p(x | theta) = sum_k pi_k N(x | mu_k, Sigma_k).
+    """A mixture of K Gaussians, p(x | theta) = sum_k pi_k N(x | mu_k, Sigma_k) (``gaussian_mixtures-loglik``).
+
+    Diagonal covariances follow equation ``gaussian_mixtures-diag``.
 
     Parameters
     ----------
@@ -493,7 +508,7 @@ class GaussianMixture:
         return row_slices(X.shape[0], self._bytes_per_row(X.shape[1]), self.chunk_size)
 
     def log_joint(self, X, params: GaussianMixtureParams) -> np.ndarray:
-        """log p(x_n, z_n = k | theta) for every point and component (``gaussian_mixtures-logjoint``).
+        """log p(x_n, z_n = k | theta) for every point and component (the terms of ``gaussian_mixtures-complete``, with the density ``gaussian_mixtures-gaussian``).
 
         Returns
         -------
@@ -502,7 +517,7 @@ class GaussianMixture:
         X, f = self._points(X, params)
         out = np.empty((X.shape[0], self.n_components))
         for c in self._chunk_slices(X):
-            out[c] = self._log_joint_chunk(X[c] - f.centre, f).T
+            out[c] = self._log_joint_chunk(_centred(X[c], f.centre), f).T
         return out
 
     def posterior(self, X, params: GaussianMixtureParams) -> np.ndarray:
@@ -514,13 +529,14 @@ class GaussianMixture:
         X, f = self._points(X, params)
         out = np.empty((X.shape[0], self.n_components))
         for c in self._chunk_slices(X):
-            block = self._log_joint_chunk(X[c] - f.centre, f)
+            block = self._log_joint_chunk(_centred(X[c], f.centre), f)
             normalize_log_columns(block)
             out[c] = block.T
         return out
 
     def log_likelihood(self, X, params: GaussianMixtureParams) -> float:
-        """log p(X | theta) = sum_n log sum_k pi_k N(x_n | mu_k, Sigma_k), the total over the data."""
+        """log p(X | theta) = sum_n log sum_k pi_k N(x_n | mu_k, Sigma_k), the total over the data
+        (equation ``gaussian_mixtures-loglik``, by the log-sum-exp of ``gaussian_mixtures-lse``)."""
         return float(self.log_likelihood_per_point(X, params).sum())
 
     def log_likelihood_per_point(self, X, params: GaussianMixtureParams) -> np.ndarray:
@@ -528,7 +544,7 @@ class GaussianMixture:
         X, f = self._points(X, params)
         out = np.empty(X.shape[0])
         for c in self._chunk_slices(X):
-            out[c] = normalize_log_columns(self._log_joint_chunk(X[c] - f.centre, f))
+            out[c] = normalize_log_columns(self._log_joint_chunk(_centred(X[c], f.centre), f))
         return out
 
     # ------------------------------------------------------------------ E-step and M-step
@@ -548,7 +564,7 @@ class GaussianMixture:
         centre = reference_point(X.mean(axis=0), X.std(axis=0))
         total = _MomentSums()
         for c in self._chunk_slices(X):
-            total.add(None, *self._moments(X[c] - centre, q[c].T))
+            total.add(None, *self._moments(_centred(X[c], centre), q[c].T))
         total.counts = q.sum(axis=0)
         return self._stats(total, centre, X.shape[1])
 
@@ -566,7 +582,7 @@ class GaussianMixture:
             return both[:, :D], both[:, D:]
         first = qT @ centred
         if self._second_moments_by_features(D):
-            rows, cols = np.triu_indices(D)
+            rows, cols = _upper_triangle(D)
             pairs = centred[:, rows]
             pairs *= centred[:, cols]
             return first, qT @ pairs                              # each product y_i y_j once
@@ -579,7 +595,7 @@ class GaussianMixture:
         """Package the sums of :meth:`_moments` as statistics about ``centre``."""
         second = total.second
         if self.covariance_type == "full" and second.ndim == 2:   # upper triangles (K, D(D+1)/2)
-            rows, cols = np.triu_indices(D)
+            rows, cols = _upper_triangle(D)
             full = np.empty((self.n_components, D, D))
             full[:, rows, cols] = second
             full[:, cols, rows] = second
@@ -587,7 +603,9 @@ class GaussianMixture:
         return GaussianMixtureStats(total.counts, total.first, second, centre)
 
     def e_step(self, X, params: GaussianMixtureParams) -> tuple[GaussianMixtureStats, float]:
-        """Both parts of the E-step in one pass over the data, chunk by chunk.
+        """Both parts of the E-step in one pass over the data, chunk by chunk (the E-step of
+        algorithm ``gaussian_mixtures-alg-em``: equations ``gaussian_mixtures-logresp`` and
+        ``gaussian_mixtures-stats``).
 
         ``X`` and ``params`` must come from :meth:`check_data` and :meth:`check_params` (the
         drivers check them once). Per chunk: the data centred at c = sum_k pi_k mu_k (in the
@@ -605,7 +623,7 @@ class GaussianMixture:
         f = self._factors(params)
         total, loglik = _MomentSums(), 0.0
         for c in self._chunk_slices(X):
-            centred = X[c] - f.centre
+            centred = _centred(X[c], f.centre)
             features = _diag_features(centred) if self.covariance_type == "diag" else None
             qT = self._log_joint_chunk(centred, f, features)
             loglik += float(normalize_log_columns(qT).sum())  # qT now holds the responsibilities
@@ -676,9 +694,9 @@ class GaussianMixture:
             cov = 0.5 * (cov + cov.transpose(0, 2, 1))
             cov[:, np.arange(cov.shape[1]), np.arange(cov.shape[1])] += reg
             variances = np.diagonal(cov, axis1=1, axis2=2)
-        data_mean, data_cov = self._data_moments(stats)
-        data_var = data_cov if data_cov.ndim == 1 else np.diagonal(data_cov)
         if reg == 0:
+            data_mean, data_cov = self._data_moments(stats)
+            data_var = data_cov if data_cov.ndim == 1 else np.diagonal(data_cov)
             constant = constant_columns(data_var, np.abs(data_mean) + np.sqrt(np.maximum(data_var, 0.0)))
             if constant.size:
                 raise ValueError(f"column(s) {constant.tolist()} of X are constant (their spread is at rounding "
@@ -703,7 +721,7 @@ class GaussianMixture:
             try:
                 cholesky(cov, singular_rtol=SINGULAR_RTOL if reg == 0 else 0.0)
             except SingularCovarianceError as exc:
-                raise self._singular_covariance_error(data_cov, exc) from None
+                raise self._singular_covariance_error(self._data_moments(stats)[1], exc) from None
             smallest = np.linalg.eigvalsh(cov)[:, 0]
         else:
             smallest = cov.min(axis=1)
@@ -711,7 +729,8 @@ class GaussianMixture:
         # regularization, not the data, sets its width.
         collapsing = smallest <= 2 * reg
         if reg > 0 and np.any(collapsing):
-            data_smallest = data_var.min() if data_cov.ndim == 1 else np.linalg.eigvalsh(data_cov)[0]
+            data_cov = self._data_moments(stats)[1]
+            data_smallest = data_cov.min() if data_cov.ndim == 1 else np.linalg.eigvalsh(data_cov)[0]
             template = _DEGENERATE_DATA if data_smallest <= 2 * reg else _COLLAPSE  # the data's fault, or the component's
             warn_components(ComponentCollapseWarning, np.flatnonzero(collapsing),
                             template.format(components="{components}", reg_covar=reg))
@@ -738,7 +757,8 @@ class GaussianMixture:
     def expected_complete_loglik(self, stats: GaussianMixtureStats, params: GaussianMixtureParams) -> float:
         """Q(theta | theta_t) from the statistics of the E-step at theta_t alone.
 
-        Chapter "Generalized EM and ECM", equation ``generalized_em-q-stats``: with N_k and the
+        Chapter "Generalized EM and ECM", equation ``generalized_em-q-stats`` (``gaussian_mixtures-Qstats``
+        in "Gaussian mixtures in full", ``tractable_estep-gmm-Q`` in "Why the E-step is tractable"): with N_k and the
         scatter W_k = sum_n r_nk (x_n - mu_k)(x_n - mu_k)^T (:meth:`GaussianMixtureStats.scatter`),
 
             Q = sum_k N_k log pi_k - 1/2 sum_k [ N_k log det(2 pi Sigma_k) + tr(Sigma_k^{-1} W_k) ].

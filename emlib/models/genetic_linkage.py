@@ -138,7 +138,8 @@ class GeneticLinkage:
         return float(gammaln(counts.sum() + 1) - gammaln(counts + 1).sum())
 
     def log_likelihood(self, X, params: GeneticLinkageParams) -> float:
-        """log p(x | pi): the four-cell multinomial log-probability, multinomial coefficient included.
+        """log p(x | pi): the four-cell multinomial log-probability, multinomial coefficient included
+        (equation ``genetic_linkage-loglik``).
 
         log n!/(x_1! x_2! x_3! x_4!) + x_1 log(1/2 + pi/4) + (x_2 + x_3) log((1 - pi)/4) + x_4 log(pi/4).
         """
@@ -147,7 +148,8 @@ class GeneticLinkage:
         return self._log_multinomial_coefficient(x) + float(x @ log_cells)
 
     def log_joint(self, X, params: GeneticLinkageParams) -> np.ndarray:
-        """log p(x, z | pi) for z = 0, ..., x_1: the five-cell multinomial of the complete data.
+        """log p(x, z | pi) for z = 0, ..., x_1: the five-cell multinomial of the complete data
+        (equation ``genetic_linkage-complete``).
 
         The complete counts are (x_1 - z, z, x_2, x_3, x_4) with probabilities
         (1/2, pi/4, (1 - pi)/4, (1 - pi)/4, pi/4); the five-cell multinomial coefficient is included.
@@ -165,7 +167,8 @@ class GeneticLinkage:
         return (coefficient + (x[0] - z) * _LOG_HALF + z * np.log(pi / 4) + fixed_cells)[None, :]
 
     def posterior(self, X, params: GeneticLinkageParams) -> np.ndarray:
-        """q(z) = p(z | x, pi), the Binomial(x_1, pi / (2 + pi)) probabilities; shape (1, x_1 + 1)."""
+        """q(z) = p(z | x, pi), the Binomial(x_1, pi / (2 + pi)) probabilities (equation
+        ``genetic_linkage-posterior``); shape (1, x_1 + 1)."""
         log_joint = self.log_joint(X, params)
         return np.exp(log_joint - logsumexp_rows(log_joint)[:, None])
 
@@ -225,7 +228,7 @@ class GeneticLinkage:
 
     # ------------------------------------------------------------------ the closed-form maximum
     def score(self, X, params: GeneticLinkageParams) -> float:
-        """d ell / d pi = x_1 / (2 + pi) - (x_2 + x_3) / (1 - pi) + x_4 / pi."""
+        """d ell / d pi = x_1 / (2 + pi) - (x_2 + x_3) / (1 - pi) + x_4 / pi (equation ``genetic_linkage-score``)."""
         x, pi = self._check(X, params)
         return float(x[0] / (2 + pi) - (x[1] + x[2]) / (1 - pi) + x[3] / pi)
 
@@ -255,7 +258,8 @@ class GeneticLinkage:
 
     # ------------------------------------------------------------------ information (Louis 1982)
     def observed_information(self, X, params: GeneticLinkageParams) -> float:
-        """I_obs(pi) = -d^2 ell / d pi^2 = x_1/(2 + pi)^2 + (x_2 + x_3)/(1 - pi)^2 + x_4/pi^2."""
+        """I_obs(pi) = -d^2 ell / d pi^2 = x_1/(2 + pi)^2 + (x_2 + x_3)/(1 - pi)^2 + x_4/pi^2
+        (equation ``genetic_linkage-information``)."""
         x, pi = self._check(X, params)
         return float(x[0] / (2 + pi) ** 2 + (x[1] + x[2]) / (1 - pi) ** 2 + x[3] / pi ** 2)
 
@@ -273,7 +277,7 @@ class GeneticLinkage:
 
         The complete-data score is (z + x_4)/pi - (x_2 + x_3)/(1 - pi); only z is random given x,
         with the binomial variance x_1 w (1 - w), w = pi / (2 + pi). Louis (1982):
-        I_obs = I_com - I_mis.
+        I_obs = I_com - I_mis (theorem ``genetic_linkage-thm-louis``).
         """
         x, pi = self._check(X, params)
         w = pi / (2 + pi)

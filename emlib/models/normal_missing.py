@@ -292,7 +292,8 @@ class NormalWithMissing:
 
     # ------------------------------------------------------------------ densities
     def log_likelihood_per_point(self, X, params: NormalParams) -> np.ndarray:
-        """log N(x_{n,o} | mu_o, Sigma_oo) for each row: the density of its observed entries, shape (N,)."""
+        """log N(x_{n,o} | mu_o, Sigma_oo) for each row: the density of its observed entries
+        (equation ``saddle_point-obsloglik``), shape (N,)."""
         X = self.check_data(X)
         return self._condition(X, self.check_params(params, X), covariances=False)[2]
 
@@ -340,7 +341,8 @@ class NormalWithMissing:
 
     # ------------------------------------------------------------------ E-step and M-step
     def expected_stats(self, X, q: NormalPosterior) -> NormalStats:
-        """N, sum_n E_q[x_n] and sum_n E_q[x_n x_n^T] under a Gaussian (or point-mass) q.
+        """N, sum_n E_q[x_n] and sum_n E_q[x_n x_n^T] under a Gaussian (or point-mass) q
+        (equation ``saddle_point-estats``).
 
         Moments about the mean of the completed rows.
 

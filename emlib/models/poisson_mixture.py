@@ -95,7 +95,8 @@ class PoissonMixtureStats:
 
 
 class PoissonMixture:
-    """A mixture of K Poisson distributions, p(x | theta) = sum_k pi_k Poisson(x | lambda_k).
+    """A mixture of K Poisson distributions, p(x | theta) = sum_k pi_k Poisson(x | lambda_k)
+    (equation ``slow_convergence-model``).
 
     Parameters
     ----------
@@ -186,7 +187,7 @@ class PoissonMixture:
         return self._log_joint_values(X[:, 0], self.check_params(params, X))
 
     def posterior(self, X, params: PoissonMixtureParams) -> np.ndarray:
-        """Responsibilities r_nk = p(z_n = k | x_n, theta), shape (N, K); rows sum to one."""
+        """Responsibilities r_nk = p(z_n = k | x_n, theta) (equation ``slow_convergence-resp``), shape (N, K)."""
         log_joint = self.log_joint(X, params)
         return np.exp(log_joint - logsumexp_rows(log_joint)[:, None])
 

@@ -60,7 +60,9 @@ def cavi(model: BayesianGaussianMixture, X, init=None, *, rng: np.random.Generat
     """Fit the mean-field posterior of a Bayesian Gaussian mixture by coordinate ascent.
 
     Each sweep sets q(z) to its optimum given q(pi, mu, Lambda) and then q(pi, mu, Lambda) to its
-    optimum given q(z) (chapter "Mean-field variational inference"), so the ELBO never decreases;
+    optimum given q(z) (algorithm ``variational_inference-alg-cavi``, updates
+    ``variational_inference-cavi-update``), so the ELBO never decreases (corollary
+    ``variational_inference-cor-monotone``);
     a decrease beyond rounding (``ELBO_DECREASE_RTOL``) raises ``RuntimeError``.
 
     Parameters

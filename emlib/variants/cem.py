@@ -102,7 +102,7 @@ def classify(model, X, params, previous=None) -> np.ndarray:
 
 
 def classification_log_likelihood(model, X, params) -> float:
-    """L_C(theta) = max_z log p(X, z | theta) = sum_n max_k log p(x_n, z_n = k | theta).
+    """L_C(theta) = max_z log p(X, z | theta) = sum_n max_k log p(x_n, z_n = k | theta) (equation ``classification_em-lc``).
 
     It is the ELBO F(q, theta) at the one-hot q of the C-step (whose entropy is zero), so
     L_C(theta) <= log p(X | theta), with gap KL(q || p(z | x, theta)) = -sum_n log r_{n z_n}.
@@ -148,7 +148,7 @@ class _Classifier:
 
 def cem(model, X, init, *, max_iter: int = MAX_ITER, tol: float = 0.0,
         callback: Callable[[int, Any, float], None] | None = None) -> CEMResult:
-    """Fit ``model`` to ``X`` by classification EM (E-step, C-step, M-step).
+    """Fit ``model`` to ``X`` by classification EM (E-step, C-step, M-step; algorithm ``classification_em-alg-cem``).
 
     Each iteration takes the one-hot assignments z_t of the current parameters theta_t, computes
     the statistics ``model.expected_stats(X, onehot(z_t))``, the M-step theta_{t+1}, and the new

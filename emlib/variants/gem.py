@@ -66,7 +66,8 @@ def _as_steps(m_step) -> tuple[Step, ...] | None:
 
 def gem(model, X, init, *, m_step=None, max_iter: int = MAX_ITER, tol: float = TOL,
         callback: Callable[[int, Any, float], None] | None = None, check_q: bool = True) -> EMResult:
-    """Fit ``model`` to ``X`` by generalized EM: an E-step, then steps that do not decrease Q.
+    """Fit ``model`` to ``X`` by generalized EM: an E-step, then steps that do not decrease Q
+    (definition ``generalized_em-def-gem``; with a list of CM-steps, algorithm ``generalized_em-alg-ecm``).
 
     Each iteration computes the expected sufficient statistics at theta_t (the E-step), then
     applies the steps of ``m_step`` in turn, each to the output of the one before, all with the
@@ -211,7 +212,7 @@ def gaussian_mixture_gradient_step(model: GaussianMixture, *, step_size: float =
     equation ``generalized_em-grad``), and takes ``n_steps`` steps u <- u + alpha g on Q / N,
     with g the gradient of Q / N. Each alpha starts at ``step_size`` and is multiplied by
     ``shrink`` until the Armijo condition Q(u + alpha g)/N >= Q(u)/N + c alpha ||g||^2 holds
-    (c = ``ARMIJO``), so every accepted step strictly increases Q; if none is found within
+    (c = ``ARMIJO``, equation ``generalized_em-armijo``), so every accepted step strictly increases Q; if none is found within
     ``max_backtracks`` trials the parameters are left unchanged. Parameters in ``model.fixed``
     are not moved.
 

@@ -41,6 +41,7 @@ class OnlineEMResult:
     params : parameters dataclass
         theta_T, the parameters after the last batch.
     prequential_log_likelihood : ndarray, shape (n_batches,)
+        The prequential score (equation ``online_em-prequential``):
         ``prequential_log_likelihood[t]`` is the average log-likelihood per point of batch t + 1
         under theta_t, the parameters in force before that batch was used, i.e.
         (1/|B_{t+1}|) log p(B_{t+1} | theta_t), t = 0, ..., n_batches - 1. Each batch is scored

@@ -82,7 +82,7 @@ def sample_frequencies(q, n_samples: int, rng: np.random.Generator) -> np.ndarra
     Row n of the result is c_n / m, where the counts c_n ~ Multinomial(m, q_n) are the numbers
     of times each of the K values was drawn (eq. ``stochastic_em-freq``). With m = 1 each row
     is one-hot: a single sampled assignment. The result is an unbiased estimate of q with
-    variance q_nk (1 - q_nk) / m per entry.
+    variance q_nk (1 - q_nk) / m per entry (proposition ``stochastic_em-prop-unbiased``).
 
     Parameters
     ----------
