@@ -63,6 +63,11 @@ _DEGENERATE_DATA = (
     "covariance of component(s) {components} is held up only by reg_covar={reg_covar:g} there. Drop the "
     "redundant columns."
 )
+_SMALL_DATA = (
+    "X varies by less than reg_covar={reg_covar:g} in every direction, so the covariance of component(s) "
+    "{components} is set by reg_covar, not by the data. Rescale X (e.g. divide it by its standard "
+    "deviation) or use a smaller reg_covar."
+)
 _COLLAPSE = (
     "component(s) {components} collapsed: their covariance is held up only by reg_covar={reg_covar:g}, so "
     "the likelihood is growing without bound. Increase reg_covar, use fewer components, or start elsewhere."
@@ -730,8 +735,13 @@ class GaussianMixture:
         collapsing = smallest <= 2 * reg
         if reg > 0 and np.any(collapsing):
             data_cov = self._data_moments(stats)[1]
-            data_smallest = data_cov.min() if data_cov.ndim == 1 else np.linalg.eigvalsh(data_cov)[0]
-            template = _DEGENERATE_DATA if data_smallest <= 2 * reg else _COLLAPSE  # the data's fault, or the component's
+            spectrum = np.sort(data_cov) if data_cov.ndim == 1 else np.linalg.eigvalsh(data_cov)
+            if spectrum[-1] <= 2 * reg:      # the data's fault, or the component's
+                template = _SMALL_DATA
+            elif spectrum[0] <= 2 * reg:
+                template = _DEGENERATE_DATA
+            else:
+                template = _COLLAPSE
             warn_components(ComponentCollapseWarning, np.flatnonzero(collapsing),
                             template.format(components="{components}", reg_covar=reg))
         return cov
