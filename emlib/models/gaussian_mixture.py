@@ -346,8 +346,11 @@ class GaussianMixture:
     chunk_size : int, optional
         Rows of data processed at once. By default each chunk's work arrays take about
         ``emlib.models._chunks.CHUNK_BYTES`` (512 KB), counting everything a row needs (the
-        K x D whitened residuals and the moment features, which grow like D^2 for full
-        covariances), so memory stays bounded for any N and any D.
+        K x D whitened residuals and the moment features), with at least
+        ``emlib.models._chunks.MIN_ROWS`` (256) rows. For full covariances the second moments
+        are taken by D(D+1)/2 features only while D + 1 <= 2K, and otherwise by one weighted Gram
+        matrix per component, so a row never needs of the order of D^2 numbers: memory stays
+        bounded for any N and any D.
     """
 
     #: Each data point has its own latent label z_n with K values (the drivers may sample or
