@@ -21,8 +21,8 @@ CHAPTERS ?= $(wildcard book/*.ipynb)
 APT_PACKAGES := chromium fonts-dejavu-core poppler-utils latexmk texlive-latex-recommended \
                 texlive-latex-extra texlive-fonts-recommended tex-gyre
 
-.PHONY: venv venv-book system-deps book pdf test unit notebooks reproducible build-check downloaded browser \
-        pdf-check problems execute survey lock launch-cells exercises-index benchmark clean
+.PHONY: venv venv-book system-deps book pdf test unit fuzz notebooks reproducible build-check downloaded \
+        browser pdf-check problems execute survey lock launch-cells exercises-index benchmark clean
 
 # The virtual environment: emlib (editable) and the pinned versions of requirements-lock.txt.
 $(BOOK_STAMP): pyproject.toml $(LOCK)
@@ -70,6 +70,11 @@ test: unit notebooks build-check downloaded browser pdf-check
 
 unit: $(TEST_STAMP)
 	$(BIN)/python -m pytest tests -q --ignore=tests/built_book
+
+# The property tests (hypothesis) with fresh random examples on every run, where `make unit`
+# replays the same derandomized ones: the profile "fuzz" of tests/conftest.py.
+fuzz: $(TEST_STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests -q --ignore=tests/built_book -m hypothesis -p no:cacheprovider
 
 notebooks: $(TEST_STAMP)
 	$(BIN)/python -m pytest $(NBVAL) book -q -p no:cacheprovider

@@ -1,30 +1,26 @@
 """emlib: the Expectation-Maximization algorithm, its variants and the models of the EM book.
 
-The driver :func:`em` runs the loop; each model supplies the E-step and M-step pieces; the
-variant drivers in :mod:`emlib.variants` change one piece at a time.
+The driver :func:`em` runs the loop; each model supplies the E-step and M-step pieces (the
+contract is :class:`emlib.interface.Model`); the variant drivers in :mod:`emlib.variants`
+change one piece at a time.
 """
-from . import bounds, datasets, gradient, monte_carlo
+from . import bounds, datasets, gradient, interface, monte_carlo
 from .em import ConvergenceMonitor, EMResult, em
-from .models import ComponentCollapseWarning, GaussianMixture, GaussianMixtureParams, GaussianMixtureStats
+from .models import ComponentCollapseWarning, ComponentStarvingWarning
+from .models import GaussianMixture, GaussianMixtureParams, GaussianMixtureStats
 from .models import BayesianGaussianMixture, VariationalPosterior
 from .models import BinaryFactors, BinaryFactorsParams, BinaryFactorsStats
 from .models import GeneticLinkage, GeneticLinkageParams, GeneticLinkageStats
 from .models import GaussianHMM, GaussianHMMParams, GaussianHMMPosterior, GaussianHMMStats
 from .models import NormalParams, NormalPosterior, NormalStats, NormalWithMissing
-from .variants.cavi import CAVIResult, cavi
 from .models import PoissonMixture, PoissonMixtureParams, PoissonMixtureStats
 from .params import flatten_params, unflatten_params
 from .rate import em_map, em_map_jacobian
 from . import reporting
 from . import standard_errors
-from .variants._extrapolation import AcceleratedEMResult
-from .variants.aitken import aitken_em, aitken_limit
-from .variants.cem import cem
-from .variants.gem import gem
-from .variants.online import OnlineEMResult, online_em
-from .variants.squarem import squarem
-from .variants.stochastic import MonteCarloEMResult, StochasticEMResult, mcem, stochastic_em
-from .variants.variational_em import VariationalEMResult, variational_em
+from .variants import (AcceleratedEMResult, CAVIResult, CEMResult, MonteCarloEMResult, OnlineEMResult,
+                       StochasticEMResult, VariationalEMResult, aitken_em, aitken_limit, cavi, cem, gem, mcem,
+                       online_em, squarem, stochastic_em, variational_em)
 
 __version__ = "0.1.0"
 
@@ -35,9 +31,9 @@ __all__ = [
     "BinaryFactorsParams",
     "BinaryFactorsStats",
     "CAVIResult",
-    "VariationalPosterior",
-    "cavi",
+    "CEMResult",
     "ComponentCollapseWarning",
+    "ComponentStarvingWarning",
     "ConvergenceMonitor",
     "EMResult",
     "GaussianHMM",
@@ -60,25 +56,28 @@ __all__ = [
     "PoissonMixtureParams",
     "PoissonMixtureStats",
     "StochasticEMResult",
+    "VariationalEMResult",
+    "VariationalPosterior",
     "aitken_em",
     "aitken_limit",
     "bounds",
+    "cavi",
     "cem",
     "datasets",
     "em",
     "em_map",
     "em_map_jacobian",
     "flatten_params",
+    "gem",
+    "gradient",
+    "interface",
     "mcem",
     "monte_carlo",
-    "reporting",
     "online_em",
+    "reporting",
     "squarem",
     "standard_errors",
     "stochastic_em",
     "unflatten_params",
-    "VariationalEMResult",
     "variational_em",
-    "gem",
-    "gradient",
 ]

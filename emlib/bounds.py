@@ -133,15 +133,8 @@ def kl_to_posterior(model, X, params, q) -> float:
     """KL(q || p(z | x, theta)) = sum q (log q - log p(z | x, theta)) >= 0 (equation jensen_elbo-kl).
 
     Computed directly from the log-posterior (not as log-likelihood minus ELBO), so that the
-    decomposition log p(x | theta) = F + KL (jensen_elbo-decomposition) can be checked as an identity.
-
-    Parameters
-    ----------
-    model : a model of the interface (needs ``log_joint``)
-    X : array_like, the data as the model accepts it, e.g. shape (N, D)
-    params : the model's parameters dataclass
-    q : array_like, the shape of ``model.posterior(X, params)``, e.g. (N, K)
-        Probabilities; each row sums to one.
+    decomposition log p(x | theta) = F + KL (jensen_elbo-decomposition) can be checked as an
+    identity. Arguments as for :func:`elbo`.
 
     Returns
     -------

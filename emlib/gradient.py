@@ -35,9 +35,10 @@ from typing import Any, Callable
 
 import numpy as np
 from scipy import optimize
-from scipy.linalg import cho_solve
 
-from .em import ConvergenceMonitor, EMResult
+from ._validation import check_bool, check_callable, check_integer, check_number
+from .em import MAX_ITER, TOL, ConvergenceMonitor, EMResult
+from .models._numerics import cholesky, empty_components, precision_cholesky, solve_cholesky, solve_lower
 from .models.gaussian_mixture import GaussianMixture, GaussianMixtureParams
 
 __all__ = ["MixtureObjective", "em_means_preconditioner", "gradient_ascent", "lbfgs_ascent", "means_gradient",
@@ -59,22 +60,13 @@ def _checked(model, X, params):
     return model, X, params
 
 
-def _scatter(stats, means: np.ndarray, diag: bool) -> np.ndarray:
-    """C_k = sum_n r_nk (x_n - mu_k)(x_n - mu_k)^T from the statistics; (K, D, D) or (K, D) if diag."""
-    N_k = stats.counts
-    if diag:
-        return stats.sum_xx - 2.0 * means * stats.sum_x + N_k[:, None] * means ** 2
-    outer = stats.sum_x[:, :, None] * means[:, None, :]
-    return (stats.sum_xx - outer - outer.transpose(0, 2, 1)
-            + N_k[:, None, None] * means[:, :, None] * means[:, None, :])
-
-
 def _means_gradient_from_stats(stats, params: GaussianMixtureParams) -> np.ndarray:
-    residual = stats.sum_x - stats.counts[:, None] * params.means  # S1_k - N_k mu_k, (K, D)
+    """Sigma_k^{-1} (S1_k - N_k mu_k), with S1_k - N_k mu_k from the moments about the reference point."""
+    residual = stats.centred_sum_x + stats.counts[:, None] * (stats.centre - params.means)   # (K, D)
     if params.covariance_type == "diag":
         return residual / params.covariances
-    chol = np.linalg.cholesky(params.covariances)
-    return np.stack([cho_solve((c, True), v) for c, v in zip(chol, residual)])
+    chol = cholesky(params.covariances)
+    return solve_cholesky(chol, residual[:, :, None])[:, :, 0]
 
 
 # ---------------------------------------------------------------------------- the means
@@ -109,13 +101,7 @@ def means_hessian(model, X, params) -> np.ndarray:
 
     (book: equation ``hidden_variables-hessian``). The first term is the covariance of the
     "score" across components under the posterior: it is what lets the surface have saddle
-    points and several maxima.
-
-    Parameters
-    ----------
-    model : GaussianMixture
-    X : array_like, shape (N, D)
-    params : GaussianMixtureParams
+    points and several maxima. Arguments as for :func:`means_gradient`.
 
     Returns
     -------
@@ -130,9 +116,10 @@ def means_hessian(model, X, params) -> np.ndarray:
         a = diff / params.covariances[None]
         precision_blocks = np.stack([np.diag(1.0 / s) for s in params.covariances])
     else:
-        chol = np.linalg.cholesky(params.covariances)
-        a = np.stack([cho_solve((c, True), diff[:, k, :].T).T for k, c in enumerate(chol)], axis=1)
-        precision_blocks = np.stack([cho_solve((c, True), np.eye(D)) for c in chol])
+        chol = cholesky(params.covariances)
+        a = solve_cholesky(chol, diff.transpose(1, 2, 0)).transpose(2, 0, 1)        # Sigma_k^{-1}(x_n - mu_k)
+        prec_chol = precision_cholesky(chol)
+        precision_blocks = prec_chol @ prec_chol.transpose(0, 2, 1)          # Sigma_k^{-1} = P_k P_k^T
     ra = r[:, :, None] * a                                # (N, K, D): r_nk a_nk
     # sum_n r_nj a_nj (delta_jk a_nk - r_nk a_nk)^T, all blocks at once
     H = np.einsum("njd,nke->jdke", ra, -ra)
@@ -146,23 +133,13 @@ def em_means_preconditioner(model, X, params) -> np.ndarray:
     """The matrix P(theta) with mu_EM - mu = P(theta) grad_mu ell(theta): P = blockdiag(Sigma_k / N_k).
 
     Xu and Jordan (1996); book: equation ``em_vs_gradient-precond``. P is positive definite
-    whenever every N_k > 0, so the EM step for the means is an ascent direction.
-
-    Parameters
-    ----------
-    model : GaussianMixture
-    X : array_like, shape (N, D)
-    params : GaussianMixtureParams
-
-    Returns
-    -------
-    ndarray, shape (K * D, K * D)
-        Rows and columns ordered like ``params.means.ravel()``.
+    whenever every N_k > 0, so the EM step for the means is an ascent direction. Arguments as
+    for :func:`means_gradient`; the result is laid out like :func:`means_hessian`'s, (K D, K D).
     """
     model, X, params = _checked(model, X, params)
     stats, _ = model.e_step(X, params)
     K, D = params.means.shape
-    if np.any(stats.counts <= 0):
+    if empty_components(stats.counts).size:
         raise ValueError("a component has no responsibility (N_k = 0), so Sigma_k / N_k is undefined; "
                          "start from other parameters.")
     cov = params.covariances
@@ -253,7 +230,7 @@ class MixtureObjective:
             if self._diag:
                 parts.append(0.5 * np.log(params.covariances).ravel())
             else:
-                chol = np.linalg.cholesky(params.covariances)
+                chol = cholesky(params.covariances)
                 idx = np.arange(self._D)
                 chol[:, idx, idx] = np.log(chol[:, idx, idx])
                 parts.append(chol[:, self._tril[0], self._tril[1]].ravel())
@@ -312,14 +289,14 @@ class MixtureObjective:
         return float(loglik), grad
 
     def _covariance_gradient(self, stats, params) -> np.ndarray:
-        C = _scatter(stats, params.means, self._diag)
+        C = stats.scatter(params.means)                  # sum_n r_nk (x_n - mu_k)(x_n - mu_k)^T
         N_k = stats.counts
         if self._diag:
             # d ell / d log sd_kd = C_kd / s_kd - N_k
             return C / params.covariances - N_k[:, None]
         D, idx = self._D, np.arange(self._D)
-        chol = np.linalg.cholesky(params.covariances)                        # L_k, (K, D, D)
-        chol_inv = np.linalg.solve(chol, np.broadcast_to(np.eye(D), chol.shape))  # L_k^{-1}, triangular
+        chol = cholesky(params.covariances)                                   # L_k, (K, D, D)
+        chol_inv = solve_lower(chol, np.broadcast_to(np.eye(D), chol.shape))  # L_k^{-1}, a triangular solve
         # d ell / d L = tril(2 G L) with G = d ell / d Sigma; 2 G L = L^{-T} (L^{-1} C L^{-T} - N_k I)
         whitened = chol_inv @ C @ chol_inv.transpose(0, 2, 1)
         dL = chol_inv.transpose(0, 2, 1) @ (whitened - N_k[:, None, None] * np.eye(D))
@@ -342,8 +319,7 @@ class MixtureObjective:
         ``rel_step * max(1, |eta_i|)``; the result is symmetrized.
         """
         eta = self._check_vector(eta)
-        if not rel_step > 0:
-            raise ValueError(f"rel_step must be positive; got {rel_step!r}.")
+        rel_step = check_number(rel_step, "rel_step", above=0.0)
         H = np.empty((self.size, self.size))
         for i in range(self.size):
             h = rel_step * max(1.0, abs(eta[i]))
@@ -379,48 +355,54 @@ def _ascend(objective, x0, direction_of, *, step, line_search, max_iter, tol, c,
     With a line search, the first trial step is ``step``; later ones are ``grow`` times the last
     accepted step, or ``step`` again if ``grow`` is None.
     """
+    _check_objective(objective)
+    step = check_number(step, "step", above=0.0)
+    c = check_number(c, "the Armijo constant c", above=0.0, below=1.0)
+    shrink = check_number(shrink, "shrink", above=0.0, below=1.0)
+    if grow is not None:
+        grow = check_number(grow, "grow", minimum=1.0, hint=", or None")
+    line_search = check_bool(line_search, "line_search")
+    max_backtracks = check_integer(max_backtracks, "max_backtracks", minimum=0)
+    check_callable(callback, "callback")
+    monitor = ConvergenceMonitor(max_iter, tol, objective="log-likelihood")
+    eta = objective._check_vector(x0).copy()
+    trial_step = step
+    with monitor:
+        value, grad = objective.value_and_gradient(eta)
+        monitor.record(value)
+        while not monitor.done:
+            direction = direction_of(eta, grad)
+            if line_search:
+                accepted = _backtrack(objective, eta, value, grad, direction, trial_step, c, shrink, max_backtracks)
+                if accepted is None:  # no step increases ell measurably: stop where we are
+                    break
+                eta, value, grad, alpha = accepted
+                trial_step = step if grow is None else grow * alpha
+            else:
+                eta = eta + step * direction
+                value, grad = objective.value_and_gradient(eta)
+            monitor.record(value)
+            if callback is not None:
+                callback(monitor.n_iter, objective.to_params(eta), value)
+    return monitor.result(objective.to_params(eta))
+
+
+def _check_objective(objective) -> None:
     if not isinstance(objective, MixtureObjective):
         raise ValueError(f"objective must be an emlib.gradient.MixtureObjective; got {type(objective).__name__}.")
-    if not (np.isfinite(step) and step > 0):
-        raise ValueError(f"step must be a positive number; got {step!r}.")
-    if not 0 < c < 1:
-        raise ValueError(f"the Armijo constant c must lie in (0, 1); got {c!r}.")
-    if not 0 < shrink < 1:
-        raise ValueError(f"shrink must lie in (0, 1); got {shrink!r}.")
-    if grow is not None and not (np.isfinite(grow) and grow >= 1):
-        raise ValueError(f"grow must be a number >= 1, or None; got {grow!r}.")
-    monitor = ConvergenceMonitor(max_iter, tol)
-    eta = objective._check_vector(x0).copy()
-    value, grad = objective.value_and_gradient(eta)
-    monitor.record(value)
-    converged = False
-    trial_step = step
-    while monitor.n_iter < monitor.max_iter and not converged:
-        direction = direction_of(eta, grad)
-        if line_search:
-            accepted = _backtrack(objective, eta, value, grad, direction, trial_step, c, shrink, max_backtracks)
-            if accepted is None:  # no step increases ell measurably: stop where we are
-                break
-            eta, value, grad, alpha = accepted
-            trial_step = step if grow is None else grow * alpha
-        else:
-            eta = eta + step * direction
-            value, grad = objective.value_and_gradient(eta)
-        converged = monitor.record(value)
-        if callback is not None:
-            callback(monitor.n_iter, objective.to_params(eta), value)
-    return monitor.result(objective.to_params(eta), converged)
 
 
 def gradient_ascent(objective: MixtureObjective, x0, *, step: float = 1e-3, line_search: bool = False,
-                    max_iter: int = 1000, tol: float = 1e-8, c: float = 1e-4, shrink: float = 0.5,
+                    max_iter: int = MAX_ITER, tol: float = TOL, c: float = 1e-4, shrink: float = 0.5,
                     grow: float | None = 2.0, max_backtracks: int = 60,
                     callback: Callable[[int, Any, float], None] | None = None) -> EMResult:
-    """Maximize ell by gradient ascent, eta_{t+1} = eta_t + alpha_t grad ell(eta_t).
+    """Maximize ell by gradient ascent, eta_{t+1} = eta_t + alpha_t grad ell(eta_t) (equation
+    ``em_vs_gradient-update``; algorithm ``hidden_variables-alg-ga``).
 
     With ``line_search=False`` alpha_t = ``step`` always (fixed step: may overshoot, oscillate or
     diverge). With ``line_search=True`` each iteration tries a step and halves it (factor
-    ``shrink``) until the Armijo condition ell(eta + alpha g) >= ell(eta) + c alpha |g|^2 holds
+    ``shrink``) until the Armijo condition ell(eta + alpha g) >= ell(eta) + c alpha |g|^2
+    (equation ``em_vs_gradient-armijo``) holds
     (backtracking, Nocedal and Wright 2006, Algorithm 3.1), so ell never decreases. The first
     iteration tries ``step``; each later one tries ``grow`` times the step accepted last (so the
     step can grow again after a cut), or ``step`` again if ``grow`` is None.
@@ -473,7 +455,9 @@ def newton_ascent(objective: MixtureObjective, x0, *, safeguarded: bool = True, 
     x0 : array_like, shape (objective.size,)
     safeguarded : bool
     max_iter, tol : int, float
-        As for :func:`emlib.em`.
+        As for :func:`emlib.em`, with other defaults on purpose: Newton converges quadratically, so
+        100 iterations are ample and a tighter ``tol`` costs only an iteration or two, while each
+        iteration costs 2 * size passes over the data for the Hessian.
     min_curvature : float
         Relative floor on the modified eigenvalues' magnitudes.
     callback : callable ``(t, params_t, loglik_t)``, optional
@@ -482,8 +466,8 @@ def newton_ascent(objective: MixtureObjective, x0, *, safeguarded: bool = True, 
     -------
     EMResult
     """
-    if not (np.isfinite(min_curvature) and min_curvature > 0):
-        raise ValueError(f"min_curvature must be a positive number; got {min_curvature!r}.")
+    min_curvature = check_number(min_curvature, "min_curvature", above=0.0)
+    safeguarded = check_bool(safeguarded, "safeguarded")
 
     def direction_of(eta, grad):
         H = objective.hessian(eta)
@@ -505,7 +489,7 @@ def newton_ascent(objective: MixtureObjective, x0, *, safeguarded: bool = True, 
                    tol=tol, c=1e-4, shrink=0.5, max_backtracks=60, callback=callback)
 
 
-def lbfgs_ascent(objective: MixtureObjective, x0, *, max_iter: int = 1000, tol: float = 1e-8, memory: int = 10,
+def lbfgs_ascent(objective: MixtureObjective, x0, *, max_iter: int = MAX_ITER, tol: float = TOL, memory: int = 10,
                  callback: Callable[[int, Any, float], None] | None = None) -> EMResult:
     """Maximize ell with L-BFGS: ``scipy.optimize.minimize(method="L-BFGS-B")`` on -ell.
 
@@ -535,11 +519,10 @@ def lbfgs_ascent(objective: MixtureObjective, x0, *, max_iter: int = 1000, tol: 
         ``converged`` is SciPy's ``success`` (False when it stopped on ``max_iter`` or a failed
         line search). The cost in passes over the data is in ``objective.n_passes``.
     """
-    if not isinstance(objective, MixtureObjective):
-        raise ValueError(f"objective must be an emlib.gradient.MixtureObjective; got {type(objective).__name__}.")
-    if not (isinstance(memory, (int, np.integer)) and memory >= 1):
-        raise ValueError(f"memory must be a positive integer; got {memory!r}.")
-    monitor = ConvergenceMonitor(max_iter, tol)  # checks max_iter and tol, keeps the trace; SciPy stops
+    _check_objective(objective)
+    memory = check_integer(memory, "memory", minimum=1)
+    check_callable(callback, "callback")
+    monitor = ConvergenceMonitor(max_iter, tol, objective="log-likelihood")  # keeps the trace; SciPy stops
     eta0 = objective._check_vector(x0).copy()
     last = {}
 
@@ -556,9 +539,10 @@ def lbfgs_ascent(objective: MixtureObjective, x0, *, max_iter: int = 1000, tol: 
         if callback is not None:
             callback(monitor.n_iter, objective.to_params(eta), value)
 
-    result = optimize.minimize(negative, eta0, jac=True, method="L-BFGS-B", callback=on_iteration,
-                               options={"maxiter": monitor.max_iter, "ftol": monitor.tol, "gtol": 0.0,
-                                        "maxcor": int(memory)})
-    if not monitor.trace:  # max_iter = 0: SciPy may not have evaluated anything
-        monitor.record(objective.value(eta0))
+    with monitor:
+        result = optimize.minimize(negative, eta0, jac=True, method="L-BFGS-B", callback=on_iteration,
+                                   options={"maxiter": monitor.max_iter, "ftol": monitor.tol, "gtol": 0.0,
+                                            "maxcor": memory})
+        if not monitor.trace:  # max_iter = 0: SciPy may not have evaluated anything
+            monitor.record(objective.value(eta0))
     return monitor.result(objective.to_params(result.x), converged=bool(result.success))

@@ -9,7 +9,7 @@ same distribution (for a mixture: the prior weights pi). With
 ``log_joint[n, k] = log p(x_n, z_n = k | theta)`` the importance-sampling estimator is
 
     p_hat(x | theta) = (1/S) sum_s w_s,   w_s = p(x, z^(s) | theta) / r(z^(s)),   z^(s) ~ r
-                                                                    (tractable_estep-is)
+                          (tractable_estep-naive, with r = the prior)
 
 It is unbiased for p(x | theta) = prod_n sum_k p(x_n, z_n = k | theta) whenever r_n(k) > 0 where
 p(x_n, z_n = k | theta) > 0. The proposal r = prior gives the naive estimator
@@ -36,7 +36,8 @@ from typing import Callable
 import numpy as np
 from scipy.special import logsumexp
 
-from ._validation import as_float_array, check_generator, check_probability_rows, check_probability_vector
+from ._validation import (as_float_array, check_callable, check_generator, check_integer, check_number,
+                          check_probability_rows, check_probability_vector)
 
 __all__ = [
     "effective_sample_size",
@@ -57,12 +58,6 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------- checks
-def _check_n_samples(n_samples) -> int:
-    if not isinstance(n_samples, (int, np.integer)) or isinstance(n_samples, bool) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
-    return int(n_samples)
-
-
 def _check_proposal(proposal, n_points: int | None = None) -> np.ndarray:
     """Return the proposal as an (N, K) array of probabilities (a (K,) vector is repeated)."""
     r = np.asarray(proposal, dtype=float)
@@ -124,10 +119,10 @@ def sample_configurations(proposal, n_samples: int, rng: np.random.Generator, *,
     ndarray of int, shape (S, N)
         ``z[s, n]`` in {0, ..., K-1}. Uses S * N * K numbers of working memory.
     """
-    if n_points is not None and (not isinstance(n_points, (int, np.integer)) or n_points < 1):
-        raise ValueError(f"n_points must be a positive integer; got {n_points!r}.")
+    if n_points is not None:
+        n_points = check_integer(n_points, "n_points", minimum=1)
     r = _check_proposal(proposal, n_points)
-    S = _check_n_samples(n_samples)
+    S = check_integer(n_samples, "n_samples", minimum=1)
     rng = check_generator(rng)
     cdf = np.cumsum(r, axis=1)
     u = rng.random((S, r.shape[0]))
@@ -175,7 +170,8 @@ def log_mean_exp(a, axis: int | None = None):
 def log_importance_weights(log_joint, proposal, n_samples: int, rng: np.random.Generator) -> np.ndarray:
     """log w_s = log p(x, z^(s) | theta) - log r(z^(s)) for S configurations z^(s) ~ r.
 
-    Equation ``tractable_estep-is``: the mean of the weights estimates p(x | theta) without bias.
+    The mean of the weights estimates p(x | theta) without bias; with r = the prior it is the naive
+    estimator of equation ``tractable_estep-naive`` (an average of p(x | z, theta) over z ~ p(z | theta)).
 
     Parameters
     ----------
@@ -201,7 +197,7 @@ def log_importance_weights(log_joint, proposal, n_samples: int, rng: np.random.G
 
 
 def log_marginal_estimate(log_joint, proposal, n_samples: int, rng: np.random.Generator) -> float:
-    """log of the importance-sampling estimate p_hat(x | theta) of equation ``tractable_estep-is``.
+    """log of the importance-sampling estimate p_hat(x | theta) of :func:`log_importance_weights`.
 
     p_hat itself is unbiased; its logarithm is biased downwards (Jensen), but it does not overflow.
     Parameters as in :func:`log_importance_weights`.
@@ -240,7 +236,7 @@ def relative_variance(log_joint, proposal, n_samples: int = 1) -> float:
     May be ``inf`` when it exceeds the floating-point range; use
     :func:`log_relative_second_moment` then.
     """
-    S = _check_n_samples(n_samples)
+    S = check_integer(n_samples, "n_samples", minimum=1)
     with np.errstate(over="ignore"):
         return float(np.expm1(log_relative_second_moment(log_joint, proposal)) / S)
 
@@ -316,7 +312,7 @@ def per_point_relative_variance(log_joint, proposal, n_samples: int) -> float:
     sum_n (c_n - 1) / m: linear in N, where the estimator of whole configurations has
     (prod_n c_n - 1) / m. May be ``inf`` beyond the floating-point range.
     """
-    m = _check_n_samples(n_samples)
+    m = check_integer(n_samples, "n_samples", minimum=1)
     excess = np.expm1(renyi2_divergences(log_joint, proposal))
     with np.errstate(over="ignore"):
         return float(np.expm1(np.sum(np.log1p(excess / m))))
@@ -413,10 +409,10 @@ def score_function_gradient(f: Callable[[np.ndarray], np.ndarray], mean, scale, 
         One unbiased gradient estimate per row; average the rows for the S-sample estimator.
     """
     mean, scale = _check_gaussian(mean, scale)
-    S = _check_n_samples(n_samples)
+    S = check_integer(n_samples, "n_samples", minimum=1)
     rng = check_generator(rng)
-    if not np.isfinite(baseline):
-        raise ValueError(f"baseline must be a finite number; got {baseline!r}.")
+    check_callable(f, "f", allow_none=False)
+    baseline = check_number(baseline, "baseline")
     eps = rng.standard_normal((S, mean.shape[0]))
     z = mean + scale * eps
     values = np.asarray(f(z), dtype=float)
@@ -446,8 +442,9 @@ def reparameterization_gradient(grad_f: Callable[[np.ndarray], np.ndarray], mean
     ndarray, shape (S, D)
     """
     mean, scale = _check_gaussian(mean, scale)
-    S = _check_n_samples(n_samples)
+    S = check_integer(n_samples, "n_samples", minimum=1)
     rng = check_generator(rng)
+    check_callable(grad_f, "grad_f", allow_none=False)
     eps = rng.standard_normal((S, mean.shape[0]))
     grads = np.asarray(grad_f(mean + scale * eps), dtype=float)
     if grads.shape != (S, mean.shape[0]):

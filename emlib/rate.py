@@ -2,7 +2,7 @@
 
 Book: chapter "Slow convergence and acceleration". EM iterates theta_{t+1} = M(theta_t) with
 the map M(theta) = m_step(e_step(X, theta)). Near a fixed point theta* the error obeys
-theta_{t+1} - theta* ~ J (theta_t - theta*), J the Jacobian of M at theta*, so EM converges
+theta_{t+1} - theta* ~ J (theta_t - theta*) (equation ``slow_convergence-linear``), J the Jacobian of M at theta*, so EM converges
 linearly with rate the spectral radius of J (theorem ``slow_convergence-thm-rate``).
 :func:`em_map_jacobian` computes J by central finite differences of M, in coordinates the
 caller chooses (for a mixture, coordinates in which the weights automatically sum to one).
@@ -13,11 +13,16 @@ from typing import Callable
 
 import numpy as np
 
+from ._validation import check_callable, check_number
+from .interface import check_model
 from .params import flatten_params, unflatten_params
+
+_EM_MAP_METHODS = ("check_data", "check_params", "e_step", "m_step")
 
 
 def em_map(model, X, params):
     """One EM step M(theta) = m_step(e_step(X, theta)): the parameters after one iteration."""
+    check_model(model, _EM_MAP_METHODS, driver="em_map")
     X = model.check_data(X)
     params = model.check_params(params, X)
     return model.m_step(model.e_step(X, params)[0])
@@ -54,10 +59,12 @@ def em_map_jacobian(model, X, params, *, to_vector: Callable | None = None,
     ndarray, shape (P, P)
         ``J[i, j]`` = d g_i / d u_j.
     """
+    check_model(model, _EM_MAP_METHODS, driver="em_map_jacobian")
     if (to_vector is None) != (from_vector is None):
         raise ValueError("give both to_vector and from_vector (a chart and its inverse), or neither.")
-    if not np.isfinite(step) or step <= 0:
-        raise ValueError(f"step must be a positive number; got {step!r}.")
+    check_callable(to_vector, "to_vector")
+    check_callable(from_vector, "from_vector")
+    step = check_number(step, "step", above=0.0)
     if to_vector is None:
         to_vector = flatten_params
 

@@ -1,11 +1,24 @@
-"""Shared fixtures: small seeded data sets. Every test draws its randomness from a fixed seed."""
+"""Shared fixtures: small seeded data sets. Every test draws its randomness from a fixed seed.
+
+Property tests (hypothesis) run the same examples every time under the default profile
+"derandomized"; ``make fuzz`` selects the profile "fuzz" (HYPOTHESIS_PROFILE=fuzz), which draws
+new random examples on every run to explore further.
+"""
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 import emlib
+
+settings.register_profile("derandomized", derandomize=True, deadline=None, database=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fuzz", derandomize=False, deadline=None, max_examples=500,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "derandomized"))
 
 # The book's build tooling (chapter sources, launch cell, reproducibility) lives in book/_ext.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "book" / "_ext"))

@@ -79,8 +79,8 @@ def test_extra_components_are_emptied():
 def test_same_fit_as_sklearn_from_the_same_start(faithful):
     """Same priors (sklearn's defaults), reg_covar=0, and the same k-means start: the updates
     are the same closed forms, so the fits agree to rounding (1e-8)."""
-    mixture = pytest.importorskip("sklearn.mixture")
-    cluster = pytest.importorskip("sklearn.cluster")
+    import sklearn.cluster as cluster   # a declared test dependency: missing, it fails loudly
+    import sklearn.mixture as mixture
     sk = mixture.BayesianGaussianMixture(n_components=4, weight_concentration_prior_type="dirichlet_distribution",
                                          reg_covar=0.0, max_iter=200, tol=0, random_state=7, init_params="kmeans")
     with warnings.catch_warnings():
@@ -93,11 +93,38 @@ def test_same_fit_as_sklearn_from_the_same_start(faithful):
     np.testing.assert_allclose(ours.params.covariances, sk.covariances_, rtol=1e-8, atol=1e-12)
 
 
-def test_deterministic_under_a_seed():
+def test_the_start_is_the_kmeans_plus_plus_assignment_of_its_seed():
+    """Reproducible from a seed: the default start assigns each point to the nearest of K seeds drawn
+    by k-means++ from that seed (written out here), and the fit equals the fit from that start."""
     X = two_clusters(3)
+    rng = np.random.default_rng(5)
+    chosen = [int(rng.integers(len(X)))]
+    for _ in range(2):
+        d2 = np.min([np.sum((X - X[i]) ** 2, axis=1) for i in chosen], axis=0)
+        chosen.append(int(rng.choice(len(X), p=d2 / d2.sum())))
+    nearest = np.argmin(((X[:, None, :] - X[chosen][None]) ** 2).sum(axis=2), axis=1)
+    start = np.eye(3)[nearest]
+    np.testing.assert_array_equal(BayesianGaussianMixture(3).init_responsibilities(X, np.random.default_rng(5)), start)
     a = cavi(BayesianGaussianMixture(3), X, rng=np.random.default_rng(5), max_iter=20)
-    b = cavi(BayesianGaussianMixture(3), X, rng=np.random.default_rng(5), max_iter=20)
+    b = cavi(BayesianGaussianMixture(3), X, init=start, max_iter=20)
     np.testing.assert_array_equal(a.elbo, b.elbo)
+
+
+def test_a_decrease_of_the_elbo_is_reported_as_a_bug(monkeypatch):
+    """The guard: coordinate ascent cannot lower the ELBO, so a decrease means a broken update. An
+    update of q(theta) that ignores half the data lowers it, and cavi must stop with RuntimeError."""
+    X = two_clusters(4)
+    model = BayesianGaussianMixture(2)
+    real = BayesianGaussianMixture.update_posterior
+    calls = []
+
+    def broken(self, stats, prior):
+        calls.append(1)
+        return real(self, 0.5 * stats if len(calls) == 3 else stats, prior)
+
+    monkeypatch.setattr(BayesianGaussianMixture, "update_posterior", broken)
+    with pytest.raises(RuntimeError, match="the ELBO decreased .* a bug"):
+        cavi(model, X, rng=np.random.default_rng(0), max_iter=10, tol=0)
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -142,13 +142,18 @@ def test_classification_loglik_never_decreases_and_bounds_the_loglik(seed):
         assert loglik >= value >= loglik - X.shape[0] * np.log(3)  # the sandwich of the exercise
 
 
-def test_cem_returns_an_emresult_with_labels():
+def test_cem_result_names_its_objective_and_holds_the_labels():
+    """Its trace is L_C, not the log-likelihood: the type (not an EMResult) and the field say so."""
     X, start = overlapping_data(2)
     model = kmeans_model(4, 2)
     init = emlib.GaussianMixtureParams(np.full(4, 0.25), start, np.ones((4, 2)))
     result = emlib.cem(model, X, init, max_iter=1, tol=0)
-    assert isinstance(result, CEMResult) and isinstance(result, emlib.EMResult)
-    assert result.n_iter == 1 and len(result.log_likelihood) == 2 and result.labels.shape == (X.shape[0],)
+    assert isinstance(result, CEMResult) and not isinstance(result, emlib.EMResult)
+    assert isinstance(result, emlib.interface.FitResult)
+    assert result.objective is result.classification_log_likelihood
+    np.testing.assert_array_equal(result.log_likelihood, result.classification_log_likelihood)  # old name
+    assert result.n_iter == 1 and len(result.objective) == 2 and result.labels.shape == (X.shape[0],)
+    assert result.objective[1] == pytest.approx(classification_log_likelihood(model, X, result.params), rel=1e-12)
     assert not result.converged  # one pass is not enough for these data (see the k-means test)
     stopped = emlib.cem(model, X, init, tol=1.0)  # the relative change is always below 1 here
     assert stopped.converged and stopped.n_iter == 1
@@ -222,12 +227,50 @@ def test_cem_splits_a_single_normal_into_two_half_normals():
 
 
 # ----------------------------------------------------------------------- determinism, errors
-def test_cem_is_deterministic():
+def test_cem_is_its_definition_written_out():
+    """Deterministic and exactly the iteration of its definition: a hand-written C-step (arg-max,
+    ties kept) and M-step on the one-hot assignments give the same labels and parameters."""
     X, _ = overlapping_data(5, n=300, K=3)
     model = emlib.GaussianMixture(3, "diag")
-    runs = [emlib.cem(model, X, model.init_params(X, np.random.default_rng(8))) for _ in range(2)]
-    np.testing.assert_array_equal(runs[0].labels, runs[1].labels)
-    np.testing.assert_array_equal(runs[0].log_likelihood, runs[1].log_likelihood)
+    init = model.init_params(X, np.random.default_rng(8))
+    result = emlib.cem(model, X, init, max_iter=6)
+    params = init
+    labels = model.log_joint(X, params).argmax(axis=1)
+    for _ in range(result.n_iter):
+        params = model.m_step(model.expected_stats(X, np.eye(3)[labels]))
+        log_joint = model.log_joint(X, params)
+        best = log_joint.argmax(axis=1)
+        keep = log_joint[np.arange(len(X)), labels] >= log_joint[np.arange(len(X)), best]
+        labels = np.where(keep, labels, best)
+    np.testing.assert_array_equal(result.labels, labels)
+    np.testing.assert_allclose(emlib.flatten_params(result.params), emlib.flatten_params(params), rtol=1e-12)
+
+
+def test_cem_works_in_chunks_with_memory_bounded_by_the_data(monkeypatch):
+    """CEM held the (N, K) log-joint and one-hot arrays of the whole data (2.6 times the data); for a
+    mixture it now works in row chunks, with the same result as one chunk."""
+    import importlib
+    import tracemalloc
+
+    cem_module = importlib.import_module("emlib.variants.cem")  # the module (emlib.variants.cem is the driver)
+
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0.0, 1.0, (25_000, 4)), rng.normal(5.0, 1.0, (25_000, 4))])
+    model = emlib.GaussianMixture(8, "diag")
+    init = model.init_params(X, np.random.default_rng(1))
+    tracemalloc.start()
+    try:
+        chunked = emlib.cem(model, X, init, max_iter=2)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    labels = 2 * 8 * X.shape[0]            # the current and the new labels (int64)
+    assert peak < labels + 0.3 * X.nbytes + 1e6
+    monkeypatch.setattr(cem_module, "CHUNK_ROWS", X.shape[0])   # one chunk
+    whole = emlib.cem(model, X, init, max_iter=2)
+    np.testing.assert_array_equal(chunked.labels, whole.labels)
+    np.testing.assert_allclose(chunked.objective, whole.objective, rtol=1e-12)
+    np.testing.assert_allclose(emlib.flatten_params(chunked.params), emlib.flatten_params(whole.params), rtol=1e-10)
 
 
 def test_cem_rejects_bad_input():

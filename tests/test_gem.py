@@ -6,13 +6,16 @@ also by direct numerical maximization; Q depends on the data only through the st
 """
 import numpy as np
 import pytest
+from scipy import optimize
 from scipy.optimize import minimize
 
 import emlib
 from emlib.bounds import expected_complete_loglik
 from emlib.variants.gem import (
+    ARMIJO,
     gaussian_mixture_gradient_step,
     gaussian_mixture_q,
+    gaussian_mixture_q_gradient,
     linear_means_cm_steps,
 )
 
@@ -272,12 +275,19 @@ def test_ecm_with_repeated_cycles_approaches_the_exact_m_step():
 
 
 # ----------------------------------------------------------------------- determinism, errors
-def test_gem_is_deterministic():
+def test_ecm_is_its_definition_written_out():
+    """Deterministic and exactly its definition: an E-step, then the two CM-steps in turn, repeated."""
     model, X, init, design = linear_means_data(3)
-    runs = [emlib.gem(model, X, init, m_step=list(linear_means_cm_steps(model, design)), max_iter=30, tol=0)
-            for _ in range(2)]
-    np.testing.assert_array_equal(runs[0].log_likelihood, runs[1].log_likelihood)
-    np.testing.assert_array_equal(runs[0].params.means, runs[1].params.means)
+    cm_means, cm_variances = linear_means_cm_steps(model, design)
+    result = emlib.gem(model, X, init, m_step=[cm_means, cm_variances], max_iter=30, tol=0)
+    params, trace = init, []
+    for _ in range(30):
+        stats, loglik = model.e_step(X, params)
+        trace.append(loglik)
+        params = cm_variances(stats, cm_means(stats, params))
+    trace.append(model.log_likelihood(X, params))
+    np.testing.assert_allclose(result.log_likelihood, trace, rtol=1e-13)
+    np.testing.assert_allclose(emlib.flatten_params(result.params), emlib.flatten_params(params), rtol=1e-12)
 
 
 @pytest.mark.parametrize("m_step", ["exact", [], [1, 2], 3.0])
@@ -308,7 +318,7 @@ def test_step_factories_reject_bad_arguments():
         gaussian_mixture_gradient_step(full)
     with pytest.raises(ValueError, match="step_size must be a positive number"):
         gaussian_mixture_gradient_step(diag, step_size=0.0)
-    with pytest.raises(ValueError, match="shrink must lie strictly between 0 and 1"):
+    with pytest.raises(ValueError, match="shrink must be a number strictly between 0 and 1"):
         gaussian_mixture_gradient_step(diag, shrink=1.0)
     with pytest.raises(ValueError, match="n_steps must be a positive integer"):
         gaussian_mixture_gradient_step(diag, n_steps=0)
@@ -355,3 +365,104 @@ def test_a_monotone_gem_can_stall_away_from_a_stationary_point(faithful):
     # ... and where it stopped, the EM map still moves the means a long way: not a fixed point.
     stats, _ = model.e_step(X, stalled.params)
     assert np.max(np.abs(model.m_step(stats).means - stalled.params.means)) > 1.0
+
+
+# ------------------------------------------------------------------ issue 13 item 4: the default path is EM
+def small_scale_data(seed=3):
+    """Two diagonal clusters with spread 2e-4: reg_covar = 1e-6 is no longer negligible, so the
+    regularized M-step is far from Q's exact maximizer."""
+    rng = np.random.default_rng(seed)
+    scale = 2.2e-4
+    return np.concatenate([rng.normal(0, scale, (60, 2)), rng.normal(3 * scale, scale, (60, 2))])
+
+
+def test_the_default_m_step_gives_exactly_em_even_with_reg_covar():
+    """gem with its default M-step stopped with "decreased Q ... use a smaller step size" on data where
+    em converges, because the regularized M-step is not Q's maximizer. The default path is now EM."""
+    X = small_scale_data()
+    model = emlib.GaussianMixture(2, "diag")
+    init = model.init_params(X, np.random.default_rng(3))
+    with pytest.warns(emlib.ComponentCollapseWarning, match="X varies by less than reg_covar=1e-06"):
+        plain = emlib.em(model, X, init)
+    with pytest.warns(emlib.ComponentCollapseWarning, match="X varies by less than reg_covar"):
+        general = emlib.gem(model, X, init)
+    assert plain.converged and general.converged
+    np.testing.assert_array_equal(general.log_likelihood, plain.log_likelihood)
+    np.testing.assert_array_equal(general.params.covariances, plain.params.covariances)
+
+
+def test_a_decrease_of_q_caused_by_reg_covar_names_reg_covar():
+    X = small_scale_data()
+    model = emlib.GaussianMixture(2, "diag")
+    init = model.init_params(X, np.random.default_rng(3))
+    with pytest.raises(ValueError, match="decreased Q.*reg_covar = 1e-06 makes its M-step inexact"):
+        emlib.gem(model, X, init, m_step=lambda stats, params: model.m_step(stats))
+    exact = emlib.GaussianMixture(2, "diag", reg_covar=0.0)
+    assert emlib.gem(exact, X, init, m_step=lambda stats, params: exact.m_step(stats), max_iter=20).n_iter == 20
+
+
+# ------------------------------------------------------------------ issue 17: the gradient step itself
+def test_the_gradient_of_q_matches_central_differences_of_q():
+    """dQ/d eta, dQ/d mu and dQ/d s (s = log sigma^2) against differences of Q itself: a missing 1/2 in
+    dQ/ds, or any other slip, is off by far more than the differences' error (about 1e-6 relative)."""
+    X, rng = random_mixture_data(11, K=3, D=2, N=300)
+    model = emlib.GaussianMixture(3, "diag")
+    theta_t = model.init_params(X, rng)
+    stats, _ = model.e_step(X, theta_t)
+    params = emlib.GaussianMixtureParams([0.2, 0.5, 0.3], theta_t.means + 0.3, 1.4 * theta_t.covariances)
+    eta0, mu0, s0 = np.log(params.weights), params.means, np.log(params.covariances)
+
+    def q_at(eta, mu, s):
+        w = np.exp(eta - eta.max())
+        return model.expected_complete_loglik(stats, emlib.GaussianMixtureParams(w / w.sum(), mu, np.exp(s)))
+
+    g_eta, g_mu, g_s = gaussian_mixture_q_gradient(stats, params)
+    h = 1e-6
+    for analytic, index in ((g_eta, 0), (g_mu, 1), (g_s, 2)):
+        numeric = np.empty_like(analytic)
+        for position in np.ndindex(analytic.shape):
+            args_plus = [eta0.copy(), mu0.copy(), s0.copy()]
+            args_minus = [eta0.copy(), mu0.copy(), s0.copy()]
+            args_plus[index][position] += h
+            args_minus[index][position] -= h
+            numeric[position] = (q_at(*args_plus) - q_at(*args_minus)) / (2 * h)
+        np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-6 * np.abs(analytic).max())
+
+
+def test_the_accepted_step_satisfies_the_armijo_inequality_where_merely_raising_q_would_not():
+    """Choose the first trial step alpha_0 so that Q(u + alpha_0 g) > Q(u) but below the Armijo bound
+    Q(u) + c alpha_0 ||g||^2 (a step just short of the far side of the maximum along g): the step must
+    backtrack, and the step it takes must satisfy the inequality."""
+    X, rng = random_mixture_data(12, K=2, D=1, N=200)
+    model = emlib.GaussianMixture(2, "diag", reg_covar=0.0)
+    params = model.init_params(X, rng)
+    stats, _ = model.e_step(X, params)
+    n = stats.counts.sum()
+    u0 = [np.log(params.weights), params.means, np.log(params.covariances)]
+    g = [part / n for part in gaussian_mixture_q_gradient(stats, params)]
+    sq_norm = sum(float(np.sum(part ** 2)) for part in g)
+
+    def phi(alpha):  # Q / N along the gradient direction
+        eta, mu, s = (u + alpha * d for u, d in zip(u0, g))
+        w = np.exp(eta - eta.max())
+        try:
+            return model.expected_complete_loglik(stats, emlib.GaussianMixtureParams(w / w.sum(), mu, np.exp(s))) / n
+        except ValueError:
+            return -np.inf
+
+    base = phi(0.0)
+    alphas = np.geomspace(1e-3, 1e3, 600)
+    rises = np.array([phi(a) > base for a in alphas])
+    last = np.flatnonzero(rises)[-1]                        # beyond it Q falls below Q(u): the far side
+    far_side = optimize.brentq(lambda a: phi(a) - base, alphas[last], alphas[last + 1], xtol=1e-14, rtol=1e-15)
+    alpha0 = far_side * (1 - 1e-7)
+    assert base < phi(alpha0) < base + ARMIJO * alpha0 * sq_norm   # raises Q, fails Armijo
+    new = gaussian_mixture_gradient_step(model, step_size=alpha0, n_steps=1)(stats, params)
+    moved = [np.log(new.weights) - np.log(new.weights).mean() - (u0[0] - u0[0].mean()),
+             new.means - u0[1], np.log(new.covariances) - u0[2]]
+    g_centred = [g[0] - g[0].mean(), g[1], g[2]]   # softmax ignores a common shift of eta
+    alpha = sum(float(np.sum(m * d)) for m, d in zip(moved, g_centred)) / sum(float(np.sum(d * d)) for d in g_centred)
+    assert 0 < alpha < alpha0                              # it backtracked
+    for m, d in zip(moved, g_centred):                      # along the gradient
+        np.testing.assert_allclose(m, alpha * d, rtol=1e-8, atol=1e-12)
+    assert phi(alpha) >= base + ARMIJO * alpha * sq_norm    # Armijo

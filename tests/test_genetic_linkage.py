@@ -245,10 +245,11 @@ def test_em_never_decreases_the_likelihood(counts, start):
     assert np.all(steps >= -1e-10 * np.abs(result.log_likelihood[1:]))
 
 
-def test_init_params_is_seeded_and_inside():
-    a = MODEL.init_params(Y, np.random.default_rng(5))
-    b = MODEL.init_params(Y, np.random.default_rng(5))
-    assert a == b and 0.1 <= a.pi <= 0.9
+def test_init_params_is_the_uniform_draw_of_its_seed():
+    """pi_0 ~ Uniform(0.1, 0.9): the first uniform of the seed's generator, mapped to (0.1, 0.9)."""
+    for seed in range(5):
+        u = np.random.default_rng(seed).random()
+        assert MODEL.init_params(Y, np.random.default_rng(seed)).pi == pytest.approx(0.1 + 0.8 * u, rel=1e-15)
 
 
 # ---------------------------------------------------------------- bad input
@@ -259,6 +260,8 @@ def test_init_params_is_seeded_and_inside():
     ([125.5, 18, 20, 34], "whole-number counts"),
     ([np.nan, 18, 20, 34], "NaN or infinite"),
     ([0, 0, 0, 0], "no animals"),
+    ([1e19, 18, 20, 34], "beyond 2\\^53"),   # was cast to int64 and reported as negative counts
+    ([125, 18, 20, 34 + 0j], "complex"),
     (["a", "b", "c", "d"], "four non-negative integer counts"),
 ])
 def test_bad_data_is_refused(X, match):

@@ -50,10 +50,12 @@ def test_sample_configurations_with_a_shared_vector():
     assert set(np.unique(z)) == {0, 1}
 
 
-def test_sample_configurations_is_reproducible():
-    a = mc.sample_configurations([0.3, 0.7], 10, np.random.default_rng(3), n_points=4)
-    b = mc.sample_configurations([0.3, 0.7], 10, np.random.default_rng(3), n_points=4)
-    np.testing.assert_array_equal(a, b)
+def test_sample_configurations_is_the_inverse_cdf_of_its_seeds_uniforms():
+    """Reproducible: z[s, n] = 0 exactly when the (s, n)-th uniform of the seed's generator is below
+    r_n(0) = 0.3 (inversion of the categorical distribution)."""
+    z = mc.sample_configurations([0.3, 0.7], 10, np.random.default_rng(3), n_points=4)
+    u = np.random.default_rng(3).random((10, 4))
+    np.testing.assert_array_equal(z, (u >= 0.3).astype(int))
 
 
 @pytest.mark.parametrize("proposal, kwargs, match", [
@@ -174,8 +176,11 @@ def test_impossible_latent_values_are_allowed_with_zero_proposal():
     log_joint = np.array([[0.0, -np.inf], [-1.0, -2.0]])
     proposal = np.array([[1.0, 0.0], [0.5, 0.5]])
     log_w = mc.log_importance_weights(log_joint, proposal, 10, np.random.default_rng(0))
-    assert np.all(np.isfinite(log_w))
-    assert np.isfinite(mc.log_relative_second_moment(log_joint, proposal))
+    # z_0 = 0 always (weight e^0 / 1); z_1 = k with weight e^{-1-k} / 0.5
+    possible = np.array([-1.0, -2.0]) - np.log(0.5)
+    assert np.all(np.min(np.abs(log_w[:, None] - possible[None, :]), axis=1) < 1e-14)
+    c1 = (np.exp(-2.0) / 0.5 + np.exp(-4.0) / 0.5) / (np.exp(-1.0) + np.exp(-2.0)) ** 2   # c_0 = 1
+    assert mc.log_relative_second_moment(log_joint, proposal) == pytest.approx(np.log(c1), rel=1e-13)
 
 
 def test_zero_proposal_where_the_model_has_mass_is_refused(small_problem):
@@ -208,7 +213,8 @@ def test_mismatched_shapes_are_refused(small_problem):
 def test_relative_variance_overflows_to_inf_not_an_error():
     log_joint = np.tile([0.0, -30.0], (1500, 1))   # c_n is about 2: 2^1500 overflows a float
     assert mc.relative_variance(log_joint, [0.5, 0.5]) == np.inf
-    assert np.isfinite(mc.log_relative_second_moment(log_joint, [0.5, 0.5]))
+    c = (1 + np.exp(-60.0)) / 0.5 / (1 + np.exp(-30.0)) ** 2       # c_n = sum_k p_k^2 / r_k / p^2
+    assert mc.log_relative_second_moment(log_joint, [0.5, 0.5]) == pytest.approx(1500 * np.log(c), rel=1e-12)
 
 
 # ---------------------------------------------------------------------- gradients

@@ -282,7 +282,7 @@ def test_other_bad_inputs():
         model.expected_stats(MURRAY, NormalPosterior(np.zeros((11, 2)), np.zeros((11, 2, 2))))
     with pytest.raises(ValueError, match="agree with X wherever X is observed"):
         model.log_joint(MURRAY, params, np.zeros((12, 2)))
-    with pytest.raises(ValueError, match="M-step covariance is not positive definite"):
+    with pytest.raises(ValueError, match="M-step covariance is (not positive definite|singular to working precision)"):
         model.m_step(NormalStats(2.0, np.array([0.0, 0.0]), np.array([[1.0, 1.0], [1.0, 1.0]])))  # singular: x1 = x2
     with pytest.raises(ValueError, match="show no spread around the mean"):
         model.init_params([[1.0, 2.0], [1.0, np.nan], [1.0, 0.0]], np.random.default_rng(0))
@@ -312,3 +312,93 @@ def test_threshold_for_the_saddle(a, rho_limit, var_limit):
     X[8:, 1] *= a / 2
     result = emlib.em(ZERO_MEAN, X, murray_params(2.0, 2.0, 0.3), max_iter=600, tol=0)
     np.testing.assert_allclose(murray_coords(result.params), [var_limit, var_limit, rho_limit], atol=1e-7)
+
+
+# ---------------------------------------------------------------- issue 13: far from the origin, singular, masked
+def correlated_with_missing(seed=0, N=120):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(N, 3)) @ np.array([[1.0, 0.5, 0.2], [0.0, 1.0, 0.3], [0.0, 0.0, 1.0]])
+    return with_missing(rng, X, 0.3)
+
+
+@pytest.mark.parametrize("offset, rtol", [(1e4, 1e-10), (1e6, 1e-10), (1e8, 1e-8)])
+def test_shifted_copies_give_the_same_fit(offset, rtol):
+    """Moments about the current mean: at offset 1e4 the covariance was 2% wrong and the
+    log-likelihood decreased. At 1e8 the mean itself is stored only to eps * 1e8 of the spread."""
+    Z = correlated_with_missing()
+    Y = Z + offset
+    Z = Y - offset                                   # exact: the same numbers, translated
+    model = NormalWithMissing()
+    start = model.init_params(Z, np.random.default_rng(0))
+    plain = emlib.em(model, Z, start, max_iter=40, tol=0)
+    shifted = emlib.em(model, Y, NormalParams(start.mean + offset, start.covariance), max_iter=40, tol=0)
+    np.testing.assert_allclose(shifted.params.covariance, plain.params.covariance, rtol=rtol,
+                               atol=rtol * np.abs(plain.params.covariance).max())
+    np.testing.assert_allclose(shifted.params.mean - offset, plain.params.mean, rtol=0, atol=1e-10 * offset)
+    assert np.all(np.diff(shifted.log_likelihood) >= -1e-10 * np.abs(shifted.log_likelihood[1:]))
+
+
+@pytest.mark.parametrize("order", [[0, 1, 2], [2, 0, 1], [1, 2, 0]])
+def test_collinear_columns_are_an_error_naming_cause_and_fix(order):
+    """X = [a, b, a + b] (with values missing) converged silently to a meaningless log-likelihood."""
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(2, 150))
+    X = np.column_stack([a, b, a + b])[:, order]
+    X[rng.random(150) < 0.2, 0] = np.nan
+    model = NormalWithMissing()
+    start = NormalParams(np.nanmean(X, axis=0), np.eye(3))
+    with pytest.raises(ValueError, match="collinear.*Drop the redundant column"):
+        emlib.em(model, X, start, max_iter=100)
+
+
+def test_masked_entries_are_read_as_missing():
+    """The docstring's promise: a masked array's masked entries are missing values, like NaN."""
+    X = correlated_with_missing(2, N=60)
+    masked = np.ma.masked_invalid(np.where(np.isnan(X), -999.0, X))
+    masked.mask = np.isnan(X)
+    model = NormalWithMissing()
+    params = NormalParams(np.zeros(3), np.eye(3))
+    assert model.log_likelihood(masked, params) == model.log_likelihood(X, params)
+    np.testing.assert_array_equal(model.check_data(masked), model.check_data(X))
+
+
+def test_complex_data_and_subnormal_covariances_are_refused():
+    with pytest.raises(ValueError, match="complex"):
+        NormalWithMissing().check_data(MURRAY + 0j)
+    with pytest.raises(ValueError, match="not positive definite"):
+        NormalParams([0.0, 0.0], 1e-310 * np.eye(2))
+
+
+def test_continuous_latent_variables_are_refused_by_the_discrete_drivers():
+    """stochastic_em, mcem, cem and gem's Q check need a posterior of shape (N, K); they failed with a
+    TypeError or IndexError on NormalWithMissing, now with a ValueError before any iteration."""
+    model = NormalWithMissing()
+    start = model.init_params(MURRAY, np.random.default_rng(0))
+    rng = np.random.default_rng(0)
+    for run in (lambda: emlib.stochastic_em(model, MURRAY, start, rng=rng),
+                lambda: emlib.mcem(model, MURRAY, start, rng=rng),
+                lambda: emlib.cem(model, MURRAY, start),
+                lambda: emlib.gem(model, MURRAY, start, m_step=lambda s, p: model.m_step(s))):
+        with pytest.raises(ValueError, match="continuous"):
+            run()
+    assert emlib.gem(model, MURRAY, start, max_iter=3, tol=0).n_iter == 3   # plain EM through gem is fine
+
+
+# ---------------------------------------------------------------- issue 17: the diagonal fallback of the start
+def test_available_case_start_falls_back_to_the_diagonal_when_not_positive_definite():
+    """Pairwise-complete covariances can be inconsistent: here x1 ~ x2 and x2 ~ x3 on the rows that
+    observe each pair, but x1 ~ -x3 on the rows observing those, so the available-case matrix is
+    indefinite. The start must keep the available-case variances (not the identity)."""
+    t = np.linspace(-2.0, 2.0, 8)
+    nan = np.full(8, np.nan)
+    X = np.vstack([np.column_stack([t, 2 * t, nan]), np.column_stack([nan, 2 * t, 3 * t]),
+                   np.column_stack([t, nan, -3 * t])])
+    mu = np.nanmean(X, axis=0)
+    observed = ~np.isnan(X)
+    centred = np.where(observed, X - mu, 0.0)
+    pairs = observed.T.astype(float) @ observed
+    available = centred.T @ centred / pairs
+    assert np.linalg.eigvalsh(available)[0] < 0        # the case the fallback is for
+    start = NormalWithMissing().init_params(X, np.random.default_rng(0))
+    np.testing.assert_allclose(start.covariance, np.diag(np.diag(available)), rtol=1e-12)
+    assert not np.allclose(np.diag(start.covariance), 1.0)

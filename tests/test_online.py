@@ -166,13 +166,52 @@ def test_robbins_monro_bounds_of_the_step_sizes():
     assert np.sum(g ** 2) >= np.log(t[-1] + 1)
 
 
-def test_same_seed_same_result():
-    a = emlib.online_em(MODEL, _stream(20, 200, seed=9), INIT)
-    b = emlib.online_em(MODEL, _stream(20, 200, seed=9), INIT)
-    c = emlib.online_em(MODEL, _stream(20, 200, seed=10), INIT)
-    np.testing.assert_array_equal(a.log_likelihood, b.log_likelihood)
-    np.testing.assert_array_equal(_vector(a.params), _vector(b.params))
-    assert not np.array_equal(a.log_likelihood, c.log_likelihood)
+def test_the_result_is_the_recursion_written_out():
+    """Online EM is deterministic given its stream: the parameters and the trace equal the update
+    s_t = (1 - gamma_t) s_{t-1} + gamma_t s_bar(B_t), theta_t = M(s_t), computed here by hand."""
+    batches = list(_stream(6, 200, seed=9))
+    result = emlib.online_em(MODEL, batches, INIT, alpha=0.7, t0=2.0)
+    params, stats, trace = INIT, None, []
+    for t, batch in enumerate(batches, start=1):
+        batch_stats, loglik = MODEL.e_step(batch, params)
+        trace.append(loglik / len(batch))
+        batch_stats = (1.0 / len(batch)) * batch_stats
+        stats = batch_stats if t == 1 else (1 - (t + 2.0) ** -0.7) * stats + (t + 2.0) ** -0.7 * batch_stats
+        params = MODEL.m_step(stats)
+    np.testing.assert_allclose(result.prequential_log_likelihood, trace, rtol=1e-13)
+    np.testing.assert_allclose(_vector(result.params), _vector(params), rtol=1e-12)
+    other = emlib.online_em(MODEL, _stream(6, 200, seed=10), INIT, alpha=0.7, t0=2.0)
+    assert not np.array_equal(other.prequential_log_likelihood, result.prequential_log_likelihood)
+
+
+def test_a_starving_component_is_reported_when_it_starts():
+    """A stream that stops visiting one cluster: its component receives nothing from new batches,
+    and its running statistics decay by the factor 1 - gamma_t per batch. That went unreported for
+    hundreds of batches until the M-step found the component empty and
+    the stream stopped with an error. Now one warning names it, at the caller's line, at the batch
+    where its share first falls below STARVING_SHARE (here batch 123; the share is 2.6e-11 at batch
+    400, still far from empty)."""
+    from emlib.variants.online import STARVING_SHARE
+
+    rng = np.random.default_rng(3)
+    centres = np.array([[0.0, 0.0], [30.0, 30.0]])
+
+    def stream():
+        for t in range(200):
+            labels = rng.integers(2, size=50) if t < 5 else np.zeros(50, dtype=int)  # cluster 1 stops
+            yield centres[labels] + rng.normal(size=(50, 2))
+
+    start = emlib.GaussianMixtureParams([0.5, 0.5], centres, np.stack([np.eye(2)] * 2))
+    shares = []
+    with pytest.warns(emlib.ComponentStarvingWarning) as caught:
+        result = emlib.online_em(MODEL, stream(), start,
+                                 callback=lambda t, p, s: shares.append(p.weights[1]))  # the call the warning names
+    starving = [w for w in caught if issubclass(w.category, emlib.ComponentStarvingWarning)]
+    assert len(starving) == 1 and starving[0].filename == __file__
+    batch = int(str(starving[0].message).split("at batch ")[1].split(" ")[0])
+    assert "component(s) [1] are starving" in str(starving[0].message)
+    assert shares[batch - 2] >= STARVING_SHARE > shares[batch - 1]   # when it starts, not later
+    assert 20 < batch < 200 and result.n_batches == 200
 
 
 @pytest.mark.parametrize("alpha", [0.5, 0.3, 1.2, float("nan"), "0.7"])
@@ -183,17 +222,17 @@ def test_alpha_outside_half_open_interval_is_refused(alpha):
 
 def test_bad_settings_and_streams_are_refused():
     X = MODEL.sample(TRUTH, 100, np.random.default_rng(0))[0]
-    with pytest.raises(ValueError, match="t0 must be a finite number >= 0"):
+    with pytest.raises(ValueError, match="t0 must be a non-negative number"):
         emlib.online_em(MODEL, [X], INIT, t0=-1.0)
     with pytest.raises(ValueError, match=r"step_size\(2\) returned 1.5; every step size must be a number in \(0, 1\]"):
         emlib.online_em(MODEL, [X, X], INIT, step_size=lambda t: 1.5)
     with pytest.raises(ValueError, match="step_size must be a callable"):
         emlib.online_em(MODEL, [X], INIT, step_size=0.1)
-    with pytest.raises(ValueError, match="n_warmup must be an integer >= 0"):
+    with pytest.raises(ValueError, match="n_warmup must be a non-negative integer"):
         emlib.online_em(MODEL, [X], INIT, n_warmup=-1)
-    with pytest.raises(ValueError, match="max_batches must be an integer >= 1"):
+    with pytest.raises(ValueError, match="max_batches must be a positive integer"):
         emlib.online_em(MODEL, [X], INIT, max_batches=0)
-    with pytest.raises(ValueError, match="batch 2 is empty"):
+    with pytest.raises(ValueError, match="batch 2: it is empty"):
         emlib.online_em(MODEL, [X, X[:0], X], INIT)
     with pytest.raises(ValueError, match="batches yielded no mini-batch"):
         emlib.online_em(MODEL, iter([]), INIT)
@@ -201,9 +240,10 @@ def test_bad_settings_and_streams_are_refused():
         emlib.online_em(MODEL, X, INIT)
     with pytest.raises(ValueError, match="batches must be an iterable"):
         emlib.online_em(MODEL, 5, INIT)
-    with pytest.raises(ValueError, match="params are for D = 2 dimensions but X has 3 columns"):
+    # issue 13 item 7: an error raised while a batch is processed names the batch
+    with pytest.raises(ValueError, match="batch 2: params are for D = 2 dimensions but X has 3 columns"):
         emlib.online_em(MODEL, [X, np.ones((10, 3))], INIT)
-    with pytest.raises(ValueError, match="contains NaN"):
+    with pytest.raises(ValueError, match="batch 2: X contains NaN"):
         emlib.online_em(MODEL, [X, np.full((10, 2), np.nan)], INIT)
     with pytest.raises(ValueError, match="params must be GaussianMixtureParams"):
         emlib.online_em(MODEL, [X], "not params")

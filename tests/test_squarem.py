@@ -64,6 +64,28 @@ class LinearModel:
         return LinearParams(self.target + self.A @ (stats - self.target))
 
 
+class CliffModel(LinearModel):
+    """The linear EM map, with log-likelihood -inf where |theta| < 0.1 (points of zero likelihood that
+    are still valid parameter values). From theta_0 = 5 the EM steps never go there, but the first
+    extrapolated point of both methods is the fixed point 0 (exact for a linear map)."""
+
+    def e_step(self, X, params):
+        stats, loglik = super().e_step(X, params)
+        return stats, (-np.inf if np.any(np.abs(params.theta) < 0.1) else loglik)
+
+
+@pytest.mark.parametrize("driver", [emlib.squarem, emlib.aitken_em])
+def test_a_candidate_of_zero_likelihood_is_rejected(driver):
+    """Without the safeguard a candidate with a non-finite log-likelihood still stops the run with
+    the extrapolation's own error (it must not be taken); with it, the cycle falls back to theta_2."""
+    model = CliffModel([[0.9]], [0.0])
+    with pytest.raises(ValueError, match=r"left the parameter space in cycle 1: the log-likelihood there is -inf"):
+        driver(model, None, LinearParams([5.0]), max_iter=3, safeguard=False)
+    safe = driver(model, None, LinearParams([5.0]), max_iter=1, tol=0)
+    assert safe.n_rejected >= 1 and np.isfinite(safe.log_likelihood).all()
+    assert abs(safe.params.theta[0]) >= 0.1
+
+
 # ---------------------------------------------------------------- flatten / unflatten
 def test_flatten_round_trip_poisson_and_gaussian():
     p = emlib.PoissonMixtureParams([0.25, 0.75], [1.5, 3.0])

@@ -161,13 +161,31 @@ def test_sem_params_mean_is_none_when_chain_stops_before_burn_in(separated):
     assert res.n_iter < 199 and res.params_mean is None
 
 
-def test_sem_same_seed_same_chain(overlapping):
+def independent_chain(X, init, seed, schedule, n_iter):
+    """The chain written out from its definition: at t, m_t multinomial draws per row from the
+    posterior at theta_{t-1} (one generator for the whole chain), their frequencies' statistics,
+    the M-step."""
+    rng = np.random.default_rng(seed)
+    params, chain = init, []
+    for t in range(1, n_iter + 1):
+        q = MODEL.posterior(X, params)
+        m = schedule(t)
+        frequencies = np.array([rng.multinomial(m, row / row.sum()) for row in q]) / m
+        params = MODEL.m_step(MODEL.expected_stats(X, frequencies))
+        chain.append(params)
+    return chain
+
+
+def test_sem_chain_is_the_chain_its_seed_defines(overlapping):
+    """Reproducible from a seed: the chain equals the one computed from the definition with the same
+    seed (one categorical draw per row), and another seed gives another chain."""
     X, init = overlapping
-    a = emlib.stochastic_em(MODEL, X, init, rng=np.random.default_rng(10), max_iter=40)
-    b = emlib.stochastic_em(MODEL, X, init, rng=np.random.default_rng(10), max_iter=40)
-    c = emlib.stochastic_em(MODEL, X, init, rng=np.random.default_rng(11), max_iter=40)
-    np.testing.assert_array_equal(a.log_likelihood, b.log_likelihood)
-    np.testing.assert_array_equal(a.params_mean.means, b.params_mean.means)
+    seen = []
+    a = emlib.stochastic_em(MODEL, X, init, rng=np.random.default_rng(10), max_iter=5,
+                            callback=lambda t, p, ll: seen.append(p))
+    for got, want in zip(seen, independent_chain(X, init, 10, lambda t: 1, 5)):
+        np.testing.assert_allclose(_vector(got), _vector(want), rtol=1e-12)
+    c = emlib.stochastic_em(MODEL, X, init, rng=np.random.default_rng(11), max_iter=5)
     assert not np.array_equal(a.log_likelihood, c.log_likelihood)
 
 
@@ -235,16 +253,32 @@ def test_mcem_with_one_draw_is_sem(overlapping):
     np.testing.assert_array_equal(a.log_likelihood, b.log_likelihood)
 
 
-def test_mcem_same_seed_same_result_and_callback(overlapping):
+def test_mcem_is_the_chain_its_seed_and_schedule_define(overlapping):
     X, init = overlapping
     seen = []
-    a = emlib.mcem(MODEL, X, init, rng=np.random.default_rng(14), max_iter=15,
-                   callback=lambda t, p, ll: seen.append((t, ll)))
-    b = emlib.mcem(MODEL, X, init, rng=np.random.default_rng(14), max_iter=15)
-    np.testing.assert_array_equal(a.log_likelihood, b.log_likelihood)
-    np.testing.assert_array_equal(a.params.means, b.params.means)
-    assert [t for t, _ in seen] == list(range(1, 16))
-    np.testing.assert_array_equal([ll for _, ll in seen], a.log_likelihood[1:])
+    a = emlib.mcem(MODEL, X, init, rng=np.random.default_rng(14), max_iter=6, n_samples=3, growth=2.0, tol=0,
+                   callback=lambda t, p, ll: seen.append((t, p, ll)))
+    want = independent_chain(X, init, 14, lambda t: 3 * 2 ** (t - 1), 6)
+    assert [t for t, _, _ in seen] == list(range(1, 7))
+    for (_, got, ll), expected in zip(seen, want):
+        np.testing.assert_allclose(_vector(got), _vector(expected), rtol=1e-12)
+        assert ll == pytest.approx(MODEL.log_likelihood(X, expected), rel=1e-12)
+    np.testing.assert_array_equal([ll for _, _, ll in seen], a.log_likelihood[1:])
+
+
+def test_the_growing_schedule_does_not_overflow_in_a_long_run():
+    """growth ** (t - 1) was computed before the cap: OverflowError at t = 1025 with growth 2 and at
+    t = 7450 with the default growth 1.1. The schedule now stays at MAX_SAMPLES."""
+    from emlib.variants.stochastic import geometric_schedule
+
+    assert geometric_schedule(10, 2.0)(1025) == MAX_SAMPLES
+    assert geometric_schedule(10, 1.1)(7450) == MAX_SAMPLES
+    assert geometric_schedule(10, 1.1)(10**9) == MAX_SAMPLES
+    assert [geometric_schedule(3, 2.0)(t) for t in (1, 2, 3)] == [3, 6, 12]
+    linkage = emlib.GeneticLinkage()   # the cheapest model: 1030 iterations in a fraction of a second
+    result = emlib.mcem(linkage, emlib.datasets.genetic_linkage(), emlib.GeneticLinkageParams(0.5),
+                        rng=np.random.default_rng(0), growth=2.0, max_iter=1030, tol=0)
+    assert result.n_iter == 1030 and result.n_samples[-1] == MAX_SAMPLES
 
 
 def test_mcem_rejects_bad_arguments(separated):

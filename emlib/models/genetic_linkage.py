@@ -32,8 +32,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import gammaln
 
-from .._validation import check_generator
-from ._chunks import logsumexp_rows
+from .._validation import as_float_array, check_generator, check_number
+from ._numerics import logsumexp_rows
+
+#: Counts up to 2^53 are exact whole numbers in double precision (and fit in int64).
+LARGEST_COUNT = 2 ** 53
 
 _LOG_HALF = np.log(0.5)
 
@@ -52,13 +55,7 @@ class GeneticLinkageParams:
     pi: float
 
     def __post_init__(self):
-        try:
-            value = float(self.pi)
-        except (TypeError, ValueError):
-            raise ValueError(f"pi must be a number strictly between 0 and 1; got {self.pi!r}.") from None
-        if not (0.0 < value < 1.0):  # also rejects NaN
-            raise ValueError(f"pi must lie strictly between 0 and 1; got {value!r}.")
-        object.__setattr__(self, "pi", value)
+        object.__setattr__(self, "pi", check_number(self.pi, "pi", above=0.0, below=1.0))
 
 
 @dataclass(frozen=True)
@@ -99,26 +96,30 @@ class GeneticLinkage:
     has shape (1, x_1 + 1): one row, holding the probabilities of z = 0, 1, ..., x_1.
     """
 
+    #: z takes the values 0, ..., x_1 (one discrete latent variable); X is a single vector of counts.
+    discrete_latent = True
+
     def __repr__(self) -> str:
         return "GeneticLinkage()"
 
     # ------------------------------------------------------------------ validation
     def check_data(self, X) -> np.ndarray:
         """Return the counts as an int64 array of shape (4,), or raise ``ValueError``."""
+        if np.shape(X) != (4,):
+            raise ValueError(f"X must hold the four cell counts, shape (4,); got shape {np.shape(X)}.")
         try:
-            arr = np.asarray(X, dtype=float)
-        except (TypeError, ValueError):
-            raise ValueError(f"X must be four non-negative integer counts; got {type(X).__name__}.") from None
-        if arr.shape != (4,):
-            raise ValueError(f"X must hold the four cell counts, shape (4,); got shape {arr.shape}.")
-        if not np.all(np.isfinite(arr)):
-            raise ValueError("X contains NaN or infinite values; the counts must be finite.")
+            arr = np.array(as_float_array(X, (4,), "X"))
+        except ValueError as exc:
+            raise ValueError(f"X must be four non-negative integer counts: {exc}") from None
         if np.any(arr < 0):
             raise ValueError(f"X must hold non-negative counts; got {arr.tolist()}.")
         if np.any(arr != np.round(arr)):
             raise ValueError(f"X must hold whole-number counts (a multinomial); got {arr.tolist()}.")
         if arr.sum() == 0:
             raise ValueError("X holds no animals (all counts are zero); there is nothing to fit.")
+        if arr.sum() > LARGEST_COUNT:
+            raise ValueError(f"X holds {arr.sum():.3g} animals in all, beyond 2^53, where counts are no "
+                             "longer exact whole numbers (nor fit in a 64-bit integer); rescale the problem.")
         return arr.astype(np.int64)
 
     def check_params(self, params, X=None) -> GeneticLinkageParams:
@@ -137,7 +138,8 @@ class GeneticLinkage:
         return float(gammaln(counts.sum() + 1) - gammaln(counts + 1).sum())
 
     def log_likelihood(self, X, params: GeneticLinkageParams) -> float:
-        """log p(x | pi): the four-cell multinomial log-probability, multinomial coefficient included.
+        """log p(x | pi): the four-cell multinomial log-probability, multinomial coefficient included
+        (equation ``genetic_linkage-loglik``).
 
         log n!/(x_1! x_2! x_3! x_4!) + x_1 log(1/2 + pi/4) + (x_2 + x_3) log((1 - pi)/4) + x_4 log(pi/4).
         """
@@ -146,7 +148,8 @@ class GeneticLinkage:
         return self._log_multinomial_coefficient(x) + float(x @ log_cells)
 
     def log_joint(self, X, params: GeneticLinkageParams) -> np.ndarray:
-        """log p(x, z | pi) for z = 0, ..., x_1: the five-cell multinomial of the complete data.
+        """log p(x, z | pi) for z = 0, ..., x_1: the five-cell multinomial of the complete data
+        (equation ``genetic_linkage-complete``).
 
         The complete counts are (x_1 - z, z, x_2, x_3, x_4) with probabilities
         (1/2, pi/4, (1 - pi)/4, (1 - pi)/4, pi/4); the five-cell multinomial coefficient is included.
@@ -164,7 +167,8 @@ class GeneticLinkage:
         return (coefficient + (x[0] - z) * _LOG_HALF + z * np.log(pi / 4) + fixed_cells)[None, :]
 
     def posterior(self, X, params: GeneticLinkageParams) -> np.ndarray:
-        """q(z) = p(z | x, pi), the Binomial(x_1, pi / (2 + pi)) probabilities; shape (1, x_1 + 1)."""
+        """q(z) = p(z | x, pi), the Binomial(x_1, pi / (2 + pi)) probabilities (equation
+        ``genetic_linkage-posterior``); shape (1, x_1 + 1)."""
         log_joint = self.log_joint(X, params)
         return np.exp(log_joint - logsumexp_rows(log_joint)[:, None])
 
@@ -224,7 +228,7 @@ class GeneticLinkage:
 
     # ------------------------------------------------------------------ the closed-form maximum
     def score(self, X, params: GeneticLinkageParams) -> float:
-        """d ell / d pi = x_1 / (2 + pi) - (x_2 + x_3) / (1 - pi) + x_4 / pi."""
+        """d ell / d pi = x_1 / (2 + pi) - (x_2 + x_3) / (1 - pi) + x_4 / pi (equation ``genetic_linkage-score``)."""
         x, pi = self._check(X, params)
         return float(x[0] / (2 + pi) - (x[1] + x[2]) / (1 - pi) + x[3] / pi)
 
@@ -254,7 +258,8 @@ class GeneticLinkage:
 
     # ------------------------------------------------------------------ information (Louis 1982)
     def observed_information(self, X, params: GeneticLinkageParams) -> float:
-        """I_obs(pi) = -d^2 ell / d pi^2 = x_1/(2 + pi)^2 + (x_2 + x_3)/(1 - pi)^2 + x_4/pi^2."""
+        """I_obs(pi) = -d^2 ell / d pi^2 = x_1/(2 + pi)^2 + (x_2 + x_3)/(1 - pi)^2 + x_4/pi^2
+        (equation ``genetic_linkage-information``)."""
         x, pi = self._check(X, params)
         return float(x[0] / (2 + pi) ** 2 + (x[1] + x[2]) / (1 - pi) ** 2 + x[3] / pi ** 2)
 
@@ -272,7 +277,7 @@ class GeneticLinkage:
 
         The complete-data score is (z + x_4)/pi - (x_2 + x_3)/(1 - pi); only z is random given x,
         with the binomial variance x_1 w (1 - w), w = pi / (2 + pi). Louis (1982):
-        I_obs = I_com - I_mis.
+        I_obs = I_com - I_mis (theorem ``genetic_linkage-thm-louis``).
         """
         x, pi = self._check(X, params)
         w = pi / (2 + pi)

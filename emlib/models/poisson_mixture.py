@@ -23,8 +23,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import gammaln
 
-from .._validation import as_data_matrix, as_float_array, check_generator, check_probability_vector
-from ._chunks import logsumexp_rows
+from .._validation import as_data_matrix, as_float_array, check_generator, check_integer, check_probability_vector
+from ._numerics import draw_components, empty_components, logsumexp_rows
+
+#: Counts up to 2^53 are whole numbers exactly in double precision; larger ones are not counts
+#: any more but rounded floats.
+LARGEST_COUNT = 2.0 ** 53
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ class PoissonMixtureParams:
     def __post_init__(self):
         weights = as_float_array(self.weights, (None,), "weights")
         rates = as_float_array(self.rates, (weights.shape[0],), "rates")
-        check_probability_vector(weights)
+        check_probability_vector(weights, given=self.weights)
         if np.any(rates <= 0):
             raise ValueError(f"rates must be positive; got {np.round(rates, 6).tolist()}. "
                              "A Poisson rate is the mean count of its component.")
@@ -91,7 +95,8 @@ class PoissonMixtureStats:
 
 
 class PoissonMixture:
-    """A mixture of K Poisson distributions, p(x | theta) = sum_k pi_k Poisson(x | lambda_k).
+    """A mixture of K Poisson distributions, p(x | theta) = sum_k pi_k Poisson(x | lambda_k)
+    (equation ``slow_convergence-model``).
 
     Parameters
     ----------
@@ -100,15 +105,21 @@ class PoissonMixture:
 
     Notes
     -----
+    ``e_step`` and ``m_step`` take inputs from :meth:`check_data` and :meth:`check_params`; the
+    other methods check their inputs (``log_joint`` and ``posterior`` accept any N >= 1).
+
     Data are counts: an array of shape (N,) or (N, 1) of non-negative whole numbers (integers,
     or floats with integer values). :meth:`check_data` returns them as a float array of shape
     (N, 1), the (N, D) layout of every model, with D = 1.
     """
 
+    #: Each data point has its own latent label z_n with K values (the drivers may sample or
+    #: classify it), and rows of X are independent given theta (the drivers may use row chunks).
+    discrete_latent = True
+    independent_rows = True
+
     def __init__(self, n_components: int):
-        if not isinstance(n_components, (int, np.integer)) or isinstance(n_components, bool) or n_components < 1:
-            raise ValueError(f"n_components must be a positive integer; got {n_components!r}.")
-        self.n_components = int(n_components)
+        self.n_components = check_integer(n_components, "n_components", minimum=1)
 
     def __repr__(self) -> str:
         return f"PoissonMixture(n_components={self.n_components})"
@@ -122,10 +133,14 @@ class PoissonMixture:
         X : array_like, shape (N,) or (N, 1)
             Non-negative whole numbers, N >= K.
         """
-        arr = np.asarray(X)
-        if arr.ndim == 1:
-            arr = arr.reshape(-1, 1)
-        X = as_data_matrix(arr, min_rows=self.n_components)
+        return self._counts(X, min_rows=self.n_components)
+
+    @staticmethod
+    def _counts(X, min_rows: int = 1) -> np.ndarray:
+        """Counts as a float array (N, 1) with N >= ``min_rows``, or a ``ValueError``."""
+        if np.ndim(X) == 1:
+            X = np.reshape(X, (-1, 1))
+        X = as_data_matrix(X, min_rows=min_rows)
         if X.shape[1] != 1:
             raise ValueError(f"X must be one column of counts, shape (N,) or (N, 1); got shape {X.shape}.")
         if np.any(X < 0):
@@ -136,6 +151,9 @@ class PoissonMixture:
         if np.any(not_whole):
             raise ValueError(f"X must hold whole-number counts; found {int(not_whole.sum())} value(s) that "
                              f"are not integers, e.g. {X[not_whole][0]:g}.")
+        if np.any(X > LARGEST_COUNT):
+            raise ValueError(f"X holds counts as large as {X.max():.3g}, beyond 2^53, where floating-point "
+                             "numbers are no longer exact whole numbers; rescale the problem.")
         return X
 
     def check_params(self, params, X=None) -> PoissonMixtureParams:
@@ -165,11 +183,11 @@ class PoissonMixture:
         -------
         ndarray, shape (N, K)
         """
-        X = self.check_data(X)
+        X = self._counts(X)
         return self._log_joint_values(X[:, 0], self.check_params(params, X))
 
     def posterior(self, X, params: PoissonMixtureParams) -> np.ndarray:
-        """Responsibilities r_nk = p(z_n = k | x_n, theta), shape (N, K); rows sum to one."""
+        """Responsibilities r_nk = p(z_n = k | x_n, theta) (equation ``slow_convergence-resp``), shape (N, K)."""
         log_joint = self.log_joint(X, params)
         return np.exp(log_joint - logsumexp_rows(log_joint)[:, None])
 
@@ -189,7 +207,8 @@ class PoissonMixture:
     def e_step(self, X, params: PoissonMixtureParams) -> tuple[PoissonMixtureStats, float]:
         """Both parts of the E-step at once.
 
-        ``X`` must already have passed :meth:`check_data` (the drivers check it once). Counts
+        ``X`` and ``params`` must already have passed :meth:`check_data` and :meth:`check_params`
+        (the drivers check them once). Counts
         take few distinct values, and points with the same count have the same
         responsibilities, so the work is done once per distinct value v with multiplicity m_v:
         N_k = sum_v m_v r_vk, S_k = sum_v m_v v r_vk, log p(X | theta) = sum_v m_v log p(v | theta).
@@ -219,8 +238,7 @@ class PoissonMixture:
             so its rate would be 0, outside the parameter space).
         """
         counts, sum_x = stats.counts, stats.sum_x
-        tiny = 10 * np.finfo(float).eps * max(float(counts.sum()), 1.0)
-        empty = np.flatnonzero(counts <= tiny)
+        empty = empty_components(counts)
         if empty.size:
             raise ValueError(f"component(s) {empty.tolist()} received no responsibility (N_k = 0) and "
                              "cannot be updated. Start from other parameters or use fewer components.")
@@ -390,6 +408,5 @@ class PoissonMixture:
             The component each count came from.
         """
         self.check_params(params)
-        rng = check_generator(rng)
-        z = rng.choice(self.n_components, size=n, p=params.weights)
+        z = draw_components(params.weights, n, rng)
         return rng.poisson(params.rates[z]), z

@@ -22,7 +22,8 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from ..em import ConvergenceMonitor, EMResult
+from .._validation import check_bool
+from ..em import ConvergenceMonitor, EMResult, check_driver_arguments
 from ..params import flatten_params, unflatten_params
 
 #: A method proposes candidate vectors from (theta_0, theta_1, theta_2), most aggressive first.
@@ -112,42 +113,43 @@ def run_extrapolation_cycles(model, X, init, propose: Proposer, *, method: str, 
     -------
     AcceleratedEMResult
     """
-    monitor = ConvergenceMonitor(max_iter, tol)
+    safeguard, stabilize = check_bool(safeguard, "safeguard"), check_bool(stabilize, "stabilize")
+    check_driver_arguments(model, callback, driver=method, methods=("check_data", "check_params", "e_step", "m_step"))
+    monitor = ConvergenceMonitor(max_iter, tol, objective="log-likelihood")
     X = model.check_data(X)
     params = model.check_params(init, X)
     e_step = _CountingEStep(model, X)
-    stats, loglik = e_step(params)
-    monitor.record(loglik)
-    evaluations = [e_step.count]
     n_rejected = 0
-    converged = False
-    while monitor.n_iter < monitor.max_iter and not converged:
-        theta1 = model.m_step(stats)
-        stats1, _ = e_step(theta1)
-        theta2 = model.m_step(stats1)
-        accepted = None
-        for vector in propose(flatten_params(params), flatten_params(theta1), flatten_params(theta2)):
-            trial, reason = _try_candidate(model, X, params, vector, e_step, stabilize)
-            if trial is None and not safeguard:
-                raise ValueError(f"{method} without its safeguard left the parameter space in cycle "
-                                 f"{monitor.n_iter + 1}: {reason} Run it with safeguard=True.")
-            if trial is not None and (not safeguard or trial[2] >= loglik):
-                accepted = trial
-                break
-            n_rejected += 1
-        if accepted is None:  # the plain EM double step theta_2, which never lowers l
-            stats2, loglik2 = e_step(theta2)
-            accepted = (theta2, stats2, loglik2, model.m_step(stats2) if stabilize else theta2)
-        params, stats, loglik, next_params = accepted
-        if stabilize:  # one more EM step from the accepted point
-            params = next_params
-            stats, loglik = e_step(params)
-        converged = monitor.record(loglik)
-        evaluations.append(e_step.count)
-        if callback is not None:
-            callback(monitor.n_iter, params, loglik)
-    base = monitor.result(params, converged)
+    with monitor:
+        stats, loglik = e_step(params)
+        monitor.record(loglik)
+        evaluations = [e_step.count]
+        while not monitor.done:
+            theta1 = model.m_step(stats)
+            stats1, _ = e_step(theta1)
+            theta2 = model.m_step(stats1)
+            accepted = None
+            for vector in propose(flatten_params(params), flatten_params(theta1), flatten_params(theta2)):
+                trial, reason = _try_candidate(model, X, params, vector, e_step, stabilize)
+                if trial is None and not safeguard:
+                    raise ValueError(f"{method} without its safeguard left the parameter space in cycle "
+                                     f"{monitor.n_iter + 1}: {reason} Run it with safeguard=True.")
+                if trial is not None and (not safeguard or trial[2] >= loglik):
+                    accepted = trial
+                    break
+                n_rejected += 1
+            if accepted is None:  # the plain EM double step theta_2, which never lowers l
+                stats2, loglik2 = e_step(theta2)
+                accepted = (theta2, stats2, loglik2, model.m_step(stats2) if stabilize else theta2)
+            params, stats, loglik, next_params = accepted
+            if stabilize:  # one more EM step from the accepted point
+                params = next_params
+                stats, loglik = e_step(params)
+            monitor.record(loglik)
+            evaluations.append(e_step.count)
+            if callback is not None:
+                callback(monitor.n_iter, params, loglik)
+    base = monitor.result(params)
     return AcceleratedEMResult(params=base.params, log_likelihood=base.log_likelihood, n_iter=base.n_iter,
                                converged=base.converged, em_evaluations=np.array(evaluations),
                                n_rejected=n_rejected)
-

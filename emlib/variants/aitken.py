@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from ..em import MAX_ITER, TOL
 from ._extrapolation import AcceleratedEMResult, run_extrapolation_cycles
 
 
@@ -77,13 +78,15 @@ def _aitken_candidates(theta0: np.ndarray, theta1: np.ndarray, theta2: np.ndarra
         yield jump
 
 
-def aitken_em(model, X, init, *, max_iter: int = 1000, tol: float = 1e-8,
+def aitken_em(model, X, init, *, max_iter: int = MAX_ITER, tol: float = TOL,
               callback: Callable[[int, Any, float], None] | None = None,
               safeguard: bool = True) -> AcceleratedEMResult:
-    """EM accelerated by Aitken's delta-squared method, coordinate by coordinate.
+    """EM accelerated by Aitken's delta-squared method, with one common rate for all coordinates.
 
     Each cycle takes two EM steps from theta_0 and jumps to the Aitken limit
-    :func:`aitken_step` of (theta_0, theta_1, theta_2). With the safeguard, a jump that leaves
+    :func:`aitken_step` of (theta_0, theta_1, theta_2) (equation ``slow_convergence-aitken-em``):
+    one rate rho estimated from the lengths of the two steps, applied to the whole vector (not
+    coordinate by coordinate, which would break constraints such as weights summing to one). With the safeguard, a jump that leaves
     the parameter space or lowers the log-likelihood below l(theta_0) is replaced by theta_2.
 
     Parameters

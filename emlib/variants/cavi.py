@@ -12,14 +12,18 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .._validation import check_probability_rows
-from ..em import ConvergenceMonitor
+from .._validation import check_callable, check_probability_rows
+from ..em import MAX_ITER, TOL, ConvergenceMonitor
 from ..models.bayesian_gaussian_mixture import BayesianGaussianMixture, VariationalPosterior
+
+#: The ELBO may fall by at most this fraction of its size between sweeps (rounding); a larger
+#: decrease is impossible for coordinate ascent and is reported as a bug.
+ELBO_DECREASE_RTOL = 1e-9
 
 
 @dataclass(frozen=True)
 class CAVIResult:
-    """What :func:`cavi` returns.
+    """What :func:`cavi` returns. Not an :class:`emlib.EMResult`: its trace is the ELBO.
 
     Attributes
     ----------
@@ -32,7 +36,7 @@ class CAVIResult:
     converged : bool
         Whether the relative change of the ELBO fell below ``tol`` before ``max_iter``.
     posterior : VariationalPosterior
-        The global variational factors.
+        The global variational factors: CAVI's iterate (what the callback receives).
     responsibilities : ndarray, shape (N, K)
         The final q(z).
     """
@@ -44,11 +48,22 @@ class CAVIResult:
     posterior: VariationalPosterior
     responsibilities: np.ndarray
 
+    @property
+    def objective(self) -> np.ndarray:
+        """The trace of the objective: ``elbo``."""
+        return self.elbo
 
-def cavi(model: BayesianGaussianMixture, X, *, init=None, rng: np.random.Generator | None = None,
-         max_iter: int = 1000, tol: float = 1e-8,
+
+def cavi(model: BayesianGaussianMixture, X, init=None, *, rng: np.random.Generator | None = None,
+         max_iter: int = MAX_ITER, tol: float = TOL,
          callback: Callable[[int, VariationalPosterior, float], None] | None = None) -> CAVIResult:
     """Fit the mean-field posterior of a Bayesian Gaussian mixture by coordinate ascent.
+
+    Each sweep sets q(z) to its optimum given q(pi, mu, Lambda) and then q(pi, mu, Lambda) to its
+    optimum given q(z) (algorithm ``variational_inference-alg-cavi``, updates
+    ``variational_inference-cavi-update``), so the ELBO never decreases (corollary
+    ``variational_inference-cor-monotone``);
+    a decrease beyond rounding (``ELBO_DECREASE_RTOL``) raises ``RuntimeError``.
 
     Parameters
     ----------
@@ -57,14 +72,21 @@ def cavi(model: BayesianGaussianMixture, X, *, init=None, rng: np.random.Generat
     init : array_like, shape (N, K), optional
         A starting q(z) (rows summing to one). Default: ``model.init_responsibilities(X, rng)``.
     rng : numpy.random.Generator, optional
-        Needed only when ``init`` is not given.
-    max_iter, tol, callback
-        As for :func:`emlib.em`; the callback receives ``(t, posterior_t, elbo_t)``.
+        Required when ``init`` is not given (the start is then random); not used otherwise.
+    max_iter, tol
+        As for :func:`emlib.em`.
+    callback : callable ``(t, posterior_t, elbo_t)``, optional
+        Called after every sweep, as in :func:`emlib.em`; CAVI's iterate is the variational
+        posterior q(pi, mu, Lambda) (a :class:`VariationalPosterior`).
 
     Returns
     -------
     CAVIResult
     """
+    if not isinstance(model, BayesianGaussianMixture):
+        raise ValueError(f"model must be an emlib.BayesianGaussianMixture; got {type(model).__name__}.")
+    check_callable(callback, "callback")
+    monitor = ConvergenceMonitor(max_iter, tol, monotone_rtol=ELBO_DECREASE_RTOL, objective="ELBO")
     X = model.check_data(X)
     if init is None:
         if rng is None:
@@ -74,18 +96,15 @@ def cavi(model: BayesianGaussianMixture, X, *, init=None, rng: np.random.Generat
         raise ValueError(f"init must be a q(z) of shape (N, K) = {(X.shape[0], model.n_components)}; "
                          f"got {np.shape(init)}.")
     q = check_probability_rows(init, "init")
-    monitor = ConvergenceMonitor(max_iter, tol)
     prior = model.prior(X)
-    post = model.update_posterior(model.expected_stats(X, q), prior)
-    monitor.record(model.elbo(X, q, post, prior))
-    converged = False
-    while monitor.n_iter < monitor.max_iter and not converged:
-        q = model.posterior(X, post)                                 # optimal q(z) given q(theta)
-        post = model.update_posterior(model.expected_stats(X, q), prior)  # optimal q(theta) given q(z)
-        value = model.elbo(X, q, post, prior)
-        if value < monitor.trace[-1] - 1e-9 * abs(monitor.trace[-1]):
-            raise RuntimeError(f"the ELBO decreased from {monitor.trace[-1]} to {value}: a bug, please report it.")
-        converged = monitor.record(value)
-        if callback is not None:
-            callback(monitor.n_iter, post, value)
-    return CAVIResult(post.expected_params(), np.array(monitor.trace), monitor.n_iter, converged, post, q)
+    with monitor:
+        post = model.update_posterior(model.expected_stats(X, q), prior)
+        monitor.record(model.elbo(X, q, post, prior))
+        while not monitor.done:
+            q = model.posterior(X, post)                                      # optimal q(z) given q(theta)
+            post = model.update_posterior(model.expected_stats(X, q), prior)  # optimal q(theta) given q(z)
+            value = model.elbo(X, q, post, prior)
+            monitor.record(value)
+            if callback is not None:
+                callback(monitor.n_iter, post, value)
+    return CAVIResult(post.expected_params(), np.array(monitor.trace), monitor.n_iter, monitor.converged, post, q)

@@ -21,34 +21,39 @@ Two families of steps for the Gaussian mixture are supplied here:
 * :func:`linear_means_cm_steps`: the two CM-steps of ECM for a mixture whose means are linear
   in known covariates, mu_k = sum_p C_kp beta_p, a model whose joint M-step has no closed form.
 
-Both evaluate Q from the statistics alone with :func:`gaussian_mixture_q`, the chapter's
-equation (generalized_em-q-stats).
+Both evaluate Q from the statistics alone with
+:meth:`emlib.GaussianMixture.expected_complete_loglik`, the chapter's equation
+(generalized_em-q-stats).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve
 
-from .._validation import as_float_array
+from .._validation import as_float_array, check_bool, check_integer, check_number
 from ..bounds import expected_complete_loglik
-from ..em import ConvergenceMonitor, EMResult
+from ..em import MAX_ITER, TOL, ConvergenceMonitor, EMResult, check_driver_arguments, run_em_loop
+from ..interface import check_discrete_latent
+from ..models._numerics import empty_components
 from ..models.gaussian_mixture import GaussianMixture, GaussianMixtureParams, GaussianMixtureStats
-
-_LOG_2PI = np.log(2.0 * np.pi)
 
 #: A step may lower Q by at most this fraction of |Q| (rounding in the sum over N K terms);
 #: anything larger is reported as a decrease.
 Q_RELATIVE_SLACK = 1e-10
 
+#: The Armijo constant c of the gradient step: a step of length alpha along the gradient g is
+#: accepted when it raises Q / N by at least c alpha ||g||^2.
+ARMIJO = 1e-4
+
 Step = Callable[[Any, Any], Any]
 
 
 # ---------------------------------------------------------------------------------- the driver
-def _as_steps(model, m_step) -> tuple[Step, ...]:
+def _as_steps(m_step) -> tuple[Step, ...] | None:
+    """The steps of ``m_step`` as a tuple, or None for the model's own M-step."""
     if m_step is None:
-        return (lambda stats, params: model.m_step(stats),)
+        return None
     if callable(m_step):
         return (m_step,)
     if isinstance(m_step, (list, tuple)) and len(m_step) > 0 and all(callable(s) for s in m_step):
@@ -59,26 +64,28 @@ def _as_steps(model, m_step) -> tuple[Step, ...]:
     )
 
 
-def gem(model, X, init, *, m_step=None, max_iter: int = 1000, tol: float = 1e-8,
+def gem(model, X, init, *, m_step=None, max_iter: int = MAX_ITER, tol: float = TOL,
         callback: Callable[[int, Any, float], None] | None = None, check_q: bool = True) -> EMResult:
-    """Fit ``model`` to ``X`` by generalized EM: an E-step, then steps that do not decrease Q.
+    """Fit ``model`` to ``X`` by generalized EM: an E-step, then steps that do not decrease Q
+    (definition ``generalized_em-def-gem``; with a list of CM-steps, algorithm ``generalized_em-alg-ecm``).
 
     Each iteration computes the expected sufficient statistics at theta_t (the E-step), then
     applies the steps of ``m_step`` in turn, each to the output of the one before, all with the
-    same statistics. With ``m_step=None`` the single step is the model's exact M-step and the
-    result equals :func:`emlib.em`.
+    same statistics. With ``m_step=None`` the single step is the model's own M-step and the
+    result is exactly that of :func:`emlib.em` (the model's M-step is not checked: with
+    ``reg_covar > 0`` it is not Q's exact maximizer, and EM does not check it either).
 
     Parameters
     ----------
     model : object with the model interface
-        E.g. :class:`emlib.GaussianMixture`. Needs ``e_step``, ``m_step``, ``posterior`` and
-        ``log_joint`` (the last two only when ``check_q`` is true).
+        E.g. :class:`emlib.GaussianMixture`. Needs ``e_step`` and ``m_step``, and, to check Q
+        after the steps, ``posterior`` and ``log_joint`` over a discrete latent variable.
     X : array_like, shape (N, D)
         The observed data.
     init : parameters dataclass
         theta_0.
     m_step : None, callable ``(stats, params) -> params``, or list of such callables
-        ``None``: the exact M-step ``model.m_step(stats)`` (plain EM). One callable: a GEM step,
+        ``None``: the model's M-step ``model.m_step(stats)`` (plain EM). One callable: a GEM step,
         e.g. :func:`gaussian_mixture_gradient_step`. A list: CM-steps applied in turn after each
         E-step (ECM), e.g. :func:`linear_means_cm_steps`; repeating the list (``steps * 20``)
         runs several cycles per E-step.
@@ -89,9 +96,10 @@ def gem(model, X, init, *, m_step=None, max_iter: int = 1000, tol: float = 1e-8,
     callback : callable ``(t, params_t, loglik_t)``, optional
         Called after every iteration, as in :func:`emlib.em`.
     check_q : bool
-        After every step, compute Q(theta | theta_t) = E_q[log p(x, z | theta)] with
-        q = p(z | x, theta_t) from the model's ``log_joint`` and raise if it fell (by more than
-        ``Q_RELATIVE_SLACK`` times its size). Costs two extra passes over the data per step.
+        After every step of ``m_step`` (not for ``m_step=None``), compute
+        Q(theta | theta_t) = E_q[log p(x, z | theta)] with q = p(z | x, theta_t) from the model's
+        ``log_joint`` and raise if it fell (by more than ``Q_RELATIVE_SLACK`` times its size).
+        Costs two extra passes over the data per step.
 
     Returns
     -------
@@ -102,116 +110,97 @@ def gem(model, X, init, *, m_step=None, max_iter: int = 1000, tol: float = 1e-8,
     Raises
     ------
     ValueError
-        If ``m_step`` is not of the forms above, if a step returns parameters the model rejects,
+        If an argument is not of the forms above, if a step returns parameters the model rejects,
         or (with ``check_q``) if a step decreased Q.
     """
-    steps = _as_steps(model, m_step)
-    monitor = ConvergenceMonitor(max_iter, tol)
-    X = model.check_data(X)
-    params = model.check_params(init, X)
-    stats, loglik = model.e_step(X, params)
-    monitor.record(loglik)
-    converged = False
-    while monitor.n_iter < monitor.max_iter and not converged:
-        t = monitor.n_iter + 1
+    steps = _as_steps(m_step)
+    check_q = check_bool(check_q, "check_q") and steps is not None
+    needs = ("check_data", "check_params", "e_step", "m_step") + (("posterior", "log_joint") if check_q else ())
+    check_driver_arguments(model, callback, driver="gem", methods=needs)
+    if check_q:
+        check_discrete_latent(model, driver="gem with check_q=True")
+    monitor = ConvergenceMonitor(max_iter, tol, objective="log-likelihood")
+    if steps is None:
+        return run_em_loop(model, X, init, monitor, lambda params, stats, t: model.m_step(stats), callback)
+    data = model.check_data(X)   # for the Q check; run_em_loop checks the same data again, cheaply
+    return run_em_loop(model, data, init, monitor,
+                       lambda params, stats, t: _apply_steps(model, data, params, stats, steps, check_q, t), callback)
+
+
+def _apply_steps(model, X, params, stats, steps: tuple[Step, ...], check_q: bool, t: int):
+    """The steps of one iteration, each checked not to lower Q(theta | theta_t)."""
+    if check_q:
+        q = model.posterior(X, params)
+        q_value = expected_complete_loglik(model, X, params, q)
+    for j, step in enumerate(steps):
+        new = model.check_params(step(stats, params), X)
         if check_q:
-            q = model.posterior(X, params)
-            q_value = expected_complete_loglik(model, X, params, q)
-        for j, step in enumerate(steps):
-            new = model.check_params(step(stats, params), X)
-            if check_q:
-                new_value = expected_complete_loglik(model, X, new, q)
-                if new_value < q_value - Q_RELATIVE_SLACK * max(abs(q_value), 1.0):
-                    raise ValueError(
-                        f"step {j} of iteration {t} decreased Q(theta | theta_t) from {q_value:.10g} "
-                        f"to {new_value:.10g}. A generalized EM step must not decrease Q, or the "
-                        "log-likelihood can fall: use a smaller step size or an exact conditional "
-                        "maximization."
-                    )
-                q_value = new_value
-            params = new
-        stats, loglik = model.e_step(X, params)
-        converged = monitor.record(loglik)
-        if callback is not None:
-            callback(monitor.n_iter, params, loglik)
-    return monitor.result(params, converged)
+            new_value = expected_complete_loglik(model, X, new, q)
+            if new_value < q_value - Q_RELATIVE_SLACK * max(abs(q_value), 1.0):
+                reg_covar = getattr(model, "reg_covar", 0.0)
+                cause = (f" The model's reg_covar = {reg_covar:g} makes its M-step inexact: if the step calls "
+                         "model.m_step, a decrease of that order is expected; use reg_covar=0 for exact "
+                         "steps, or check_q=False." if reg_covar else "")
+                raise ValueError(
+                    f"step {j} of iteration {t} decreased Q(theta | theta_t) from {q_value:.10g} "
+                    f"to {new_value:.10g}. A generalized EM step must not decrease Q, or the "
+                    "log-likelihood can fall: use a smaller step size or an exact conditional "
+                    f"maximization.{cause}"
+                )
+            q_value = new_value
+        params = new
+    return params
 
 
 # ------------------------------------------------------- Q of a Gaussian mixture from statistics
-def _check_stats(stats, params: GaussianMixtureParams) -> None:
+def gaussian_mixture_q(stats: GaussianMixtureStats, params: GaussianMixtureParams) -> float:
+    """Q(theta | theta_t) of a Gaussian mixture from the statistics of the E-step alone.
+
+    Kept for the chapters; the computation is :meth:`emlib.GaussianMixture.expected_complete_loglik`
+    (equation ``generalized_em-q-stats``), which new code should call.
+    """
+    if not isinstance(params, GaussianMixtureParams):
+        raise ValueError(f"params must be GaussianMixtureParams; got {type(params).__name__}.")
+    return GaussianMixture(params.n_components, params.covariance_type).expected_complete_loglik(stats, params)
+
+
+def _check_stats(model: GaussianMixture, stats, params: GaussianMixtureParams) -> None:
     if not isinstance(stats, GaussianMixtureStats):
         raise ValueError(f"stats must be GaussianMixtureStats; got {type(stats).__name__}.")
-    if stats.sum_x.shape != params.means.shape or stats.sum_xx.shape != params.covariances.shape:
+    if stats.centred_sum_x.shape != params.means.shape or stats.centred_sum_xx.shape != params.covariances.shape:
         raise ValueError(
-            f"stats (sum_x {stats.sum_x.shape}, sum_xx {stats.sum_xx.shape}) do not match params "
-            f"(means {params.means.shape}, covariances {params.covariances.shape}); "
-            "compute them with the same model."
+            f"stats (moments {stats.centred_sum_x.shape} and {stats.centred_sum_xx.shape}) do not match params "
+            f"(means {params.means.shape}, covariances {params.covariances.shape}); compute them with the same model."
         )
 
 
-def _weights_term(counts: np.ndarray, weights: np.ndarray) -> float:
-    """sum_k N_k log pi_k with 0 log 0 = 0."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(counts > 0, counts * np.log(weights), 0.0)
-    return float(terms.sum())
-
-
-def _q_diag(counts, sum_x, sum_xx, weights, means, variances) -> float:
-    """Q for diagonal covariances from arrays (may be -inf or nan for absurd inputs)."""
-    with np.errstate(all="ignore"):
-        scatter = sum_xx - 2.0 * means * sum_x + counts[:, None] * means ** 2   # W_kd
-        gauss = -0.5 * np.sum(counts[:, None] * (_LOG_2PI + np.log(variances)) + scatter / variances)
-    return _weights_term(counts, weights) + float(gauss)
-
-
-def gaussian_mixture_q(stats: GaussianMixtureStats, params: GaussianMixtureParams) -> float:
-    """Q(theta | theta_t) of a Gaussian mixture, computed from the statistics of the E-step alone.
-
-    With N_k, S1_k, S2_k the expected statistics under q = p(z | x, theta_t) (chapter equation
-    ``generalized_em-q-stats``),
-
-        Q = sum_k N_k log pi_k - 1/2 sum_k [ N_k log det(2 pi Sigma_k)
-              + tr(Sigma_k^{-1} (S2_k - S1_k mu_k^T - mu_k S1_k^T + N_k mu_k mu_k^T)) ].
-
-    It equals ``emlib.bounds.expected_complete_loglik(model, X, params, q)`` without another pass
-    over the data: Q depends on the data only through the sufficient statistics.
-
-    Parameters
-    ----------
-    stats : GaussianMixtureStats
-        counts (K,), sum_x (K, D), sum_xx (K, D, D) or (K, D), e.g. from ``model.e_step``.
-    params : GaussianMixtureParams
-        theta, the parameters at which Q is evaluated.
-
-    Returns
-    -------
-    float
-    """
-    _check_stats(stats, params)
-    counts, sum_x, sum_xx = stats.counts, stats.sum_x, stats.sum_xx
-    if params.covariance_type == "diag":
-        return _q_diag(counts, sum_x, sum_xx, params.weights, params.means, params.covariances)
-    total = _weights_term(counts, params.weights)
-    for k in range(params.n_components):
-        mu, s1 = params.means[k], sum_x[k]
-        scatter = sum_xx[k] - np.outer(s1, mu) - np.outer(mu, s1) + counts[k] * np.outer(mu, mu)
-        factor = cho_factor(params.covariances[k], lower=True)
-        log_det = 2.0 * np.sum(np.log(np.diag(factor[0])))
-        total -= 0.5 * (counts[k] * (params.n_features * _LOG_2PI + log_det)
-                        + np.trace(cho_solve(factor, scatter)))
-    return float(total)
-
-
 # --------------------------------------------------------------------------- gradient GEM step
-def _positive_int(value, name: str) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-    return int(value)
-
-
 def _softmax(eta: np.ndarray) -> np.ndarray:
     w = np.exp(eta - eta.max())
     return w / w.sum()
+
+
+def gaussian_mixture_q_gradient(stats: GaussianMixtureStats,
+                                params: GaussianMixtureParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The gradient of Q(theta | theta_t) of a diagonal mixture in the coordinates (eta, mu, s).
+
+    pi = softmax(eta) and sigma^2 = exp(s); chapter equation ``generalized_em-grad``, with the
+    scatter W_kd = sum_n r_nk (x_nd - mu_kd)^2 (:meth:`GaussianMixtureStats.scatter`):
+
+        dQ/d eta_k = N_k - N pi_k,   dQ/d mu_kd = (S1_kd - N_k mu_kd) / sigma_kd^2,
+        dQ/d s_kd  = (W_kd / sigma_kd^2 - N_k) / 2.
+
+    Returns
+    -------
+    (d_eta, d_mu, d_s) : ndarrays of shapes (K,), (K, D), (K, D)
+    """
+    counts = stats.counts
+    variances = params.covariances
+    residual = stats.centred_sum_x + counts[:, None] * (stats.centre - params.means)   # S1_k - N_k mu_k
+    d_eta = counts - counts.sum() * params.weights
+    d_mu = residual / variances
+    d_s = 0.5 * (stats.scatter(params.means) / variances - counts[:, None])
+    return d_eta, d_mu, d_s
 
 
 def gaussian_mixture_gradient_step(model: GaussianMixture, *, step_size: float = 1.0, n_steps: int = 1,
@@ -219,17 +208,13 @@ def gaussian_mixture_gradient_step(model: GaussianMixture, *, step_size: float =
     """A GEM M-step for a diagonal Gaussian mixture: gradient ascent on Q with backtracking.
 
     The step works in unconstrained coordinates u = (eta, mu, s) with pi = softmax(eta) and
-    sigma^2 = exp(s), where (chapter equation ``generalized_em-grad``, with
-    W_kd = S2_kd - 2 mu_kd S1_kd + N_k mu_kd^2)
-
-        dQ/d eta_k = N_k - N pi_k,   dQ/d mu_kd = (S1_kd - N_k mu_kd) / sigma_kd^2,
-        dQ/d s_kd  = (W_kd / sigma_kd^2 - N_k) / 2,
-
-    and takes ``n_steps`` steps u <- u + alpha g on Q / N, with g the gradient of Q / N. Each
-    alpha starts at ``step_size`` and is multiplied by ``shrink`` until the Armijo condition
-    Q(u + alpha g)/N >= Q(u)/N + 1e-4 alpha ||g||^2 holds, so every accepted step strictly increases
-    Q; if none is found within ``max_backtracks`` trials the parameters are left unchanged.
-    Parameters in ``model.fixed`` are not moved.
+    sigma^2 = exp(s), with the gradient of :func:`gaussian_mixture_q_gradient` (chapter
+    equation ``generalized_em-grad``), and takes ``n_steps`` steps u <- u + alpha g on Q / N,
+    with g the gradient of Q / N. Each alpha starts at ``step_size`` and is multiplied by
+    ``shrink`` until the Armijo condition Q(u + alpha g)/N >= Q(u)/N + c alpha ||g||^2 holds
+    (c = ``ARMIJO``, equation ``generalized_em-armijo``), so every accepted step strictly increases Q; if none is found within
+    ``max_backtracks`` trials the parameters are left unchanged. Parameters in ``model.fixed``
+    are not moved.
 
     Parameters
     ----------
@@ -252,51 +237,54 @@ def gaussian_mixture_gradient_step(model: GaussianMixture, *, step_size: float =
     if not isinstance(model, GaussianMixture) or model.covariance_type != "diag":
         raise ValueError("gaussian_mixture_gradient_step needs a GaussianMixture with covariance_type='diag'; "
                          f"got {model!r}.")
-    if not np.isfinite(step_size) or step_size <= 0:
-        raise ValueError(f"step_size must be a positive number; got {step_size!r}.")
-    if not np.isfinite(shrink) or not 0 < shrink < 1:
-        raise ValueError(f"shrink must lie strictly between 0 and 1; got {shrink!r}.")
-    n_steps = _positive_int(n_steps, "n_steps")
-    max_backtracks = _positive_int(max_backtracks, "max_backtracks")
+    step_size = check_number(step_size, "step_size", above=0.0)
+    shrink = check_number(shrink, "shrink", above=0.0, below=1.0)
+    n_steps = check_integer(n_steps, "n_steps", minimum=1)
+    max_backtracks = check_integer(max_backtracks, "max_backtracks", minimum=1)
     move = {name: name not in model.fixed for name in ("weights", "means", "covariances")}
 
     def step(stats: GaussianMixtureStats, params: GaussianMixtureParams) -> GaussianMixtureParams:
-        _check_stats(stats, params)
-        counts, sum_x, sum_xx = stats.counts, stats.sum_x, stats.sum_xx
-        n_total = float(counts.sum())
+        _check_stats(model, stats, params)
+        n_total = float(stats.counts.sum())
         with np.errstate(divide="ignore"):
             eta = np.log(params.weights)
-        mu, s = params.means.copy(), np.log(params.covariances)
 
-        def objective(eta, mu, s):
-            return _q_diag(counts, sum_x, sum_xx, _softmax(eta), mu, np.exp(s)) / n_total
+        def objective(point: GaussianMixtureParams) -> float:
+            return model.expected_complete_loglik(stats, point) / n_total
 
-        value = objective(eta, mu, s)
+        def params_at(eta, mu, s):
+            with np.errstate(over="ignore"):
+                return GaussianMixtureParams(model.fixed.get("weights", _softmax(eta)), mu, np.exp(s))
+
+        point = params
+        mu, s = params.means, np.log(params.covariances)
+        value = objective(point)
         for _ in range(n_steps):
-            var = np.exp(s)
-            scatter = sum_xx - 2.0 * mu * sum_x + counts[:, None] * mu ** 2
-            g_eta = (counts - n_total * _softmax(eta)) / n_total if move["weights"] else np.zeros_like(eta)
-            g_mu = (sum_x - counts[:, None] * mu) / var / n_total if move["means"] else np.zeros_like(mu)
-            g_s = 0.5 * (scatter / var - counts[:, None]) / n_total if move["covariances"] else np.zeros_like(s)
+            g_eta, g_mu, g_s = (g / n_total for g in gaussian_mixture_q_gradient(stats, point))
+            g_eta = g_eta if move["weights"] else np.zeros_like(eta)
+            g_mu = g_mu if move["means"] else np.zeros_like(mu)
+            g_s = g_s if move["covariances"] else np.zeros_like(s)
             with np.errstate(invalid="ignore"):  # eta = -inf for an empty component: no move
                 g_eta = np.where(np.isfinite(eta), g_eta, 0.0)
             sq_norm = float(np.sum(g_eta ** 2) + np.sum(g_mu ** 2) + np.sum(g_s ** 2))
             if sq_norm == 0.0:
                 break
-            alpha = float(step_size)
+            alpha = step_size
             for _ in range(max_backtracks):
                 with np.errstate(all="ignore"):
                     trial = (eta + alpha * g_eta, mu + alpha * g_mu, s + alpha * g_s)
-                trial_value = objective(*trial)
-                if np.isfinite(trial_value) and trial_value >= value + 1e-4 * alpha * sq_norm:
-                    eta, mu, s = trial
-                    value = trial_value
+                try:
+                    trial_point = params_at(*trial)
+                    trial_value = objective(trial_point)
+                except ValueError:  # the trial left the parameter space (an overflowing variance)
+                    trial_value = -np.inf
+                if np.isfinite(trial_value) and trial_value >= value + ARMIJO * alpha * sq_norm:
+                    (eta, mu, s), point, value = trial, trial_point, trial_value
                     break
                 alpha *= shrink
             else:
                 break  # no acceptable step: stay where we are (Q unchanged)
-        weights = model.fixed.get("weights", _softmax(eta))
-        return GaussianMixtureParams(weights, mu, np.exp(s))
+        return point
 
     return step
 
@@ -343,7 +331,7 @@ def linear_means_cm_steps(model: GaussianMixture, design) -> tuple[Step, Step]:
     fixed_weights = model.fixed.get("weights")
 
     def cm_means(stats: GaussianMixtureStats, params: GaussianMixtureParams) -> GaussianMixtureParams:
-        _check_stats(stats, params)
+        _check_stats(model, stats, params)
         precision = 1.0 / params.covariances                                    # (K, D)
         gram = np.einsum("kp,kd,kq->dpq", C, stats.counts[:, None] * precision, C)  # (D, P, P)
         rhs = np.einsum("kp,kd->dp", C, precision * stats.sum_x)                 # (D, P)
@@ -356,14 +344,13 @@ def linear_means_cm_steps(model: GaussianMixture, design) -> tuple[Step, Step]:
         return GaussianMixtureParams(weights, C @ beta.T, params.covariances)
 
     def cm_variances(stats: GaussianMixtureStats, params: GaussianMixtureParams) -> GaussianMixtureParams:
-        _check_stats(stats, params)
+        _check_stats(model, stats, params)
         counts, mu = stats.counts, params.means
-        tiny = 10 * np.finfo(float).eps * max(float(counts.sum()), 1.0)
-        if np.any(counts <= tiny):
-            raise ValueError(f"component(s) {np.flatnonzero(counts <= tiny).tolist()} received no "
+        empty = empty_components(counts)
+        if empty.size:
+            raise ValueError(f"component(s) {empty.tolist()} received no "
                              "responsibility, so their variances are undefined; start elsewhere.")
-        scatter = stats.sum_xx - 2.0 * mu * stats.sum_x + counts[:, None] * mu ** 2
-        variances = scatter / counts[:, None]
+        variances = stats.scatter(mu) / counts[:, None]
         if np.any(variances <= 0):
             raise ValueError("a variance became zero or negative: a component collapsed onto a "
                              "single point; start elsewhere or use fewer components.")

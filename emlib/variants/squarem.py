@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from ..em import MAX_ITER, TOL
 from ._extrapolation import AcceleratedEMResult, run_extrapolation_cycles
 
 #: Backtracking stops once the step length is this close to -1 (the candidate is then almost
@@ -79,7 +80,7 @@ def _squarem_candidates(theta0: np.ndarray, theta1: np.ndarray, theta2: np.ndarr
         alpha = 0.5 * (alpha - 1.0)
 
 
-def squarem(model, X, init, *, max_iter: int = 1000, tol: float = 1e-8,
+def squarem(model, X, init, *, max_iter: int = MAX_ITER, tol: float = TOL,
             callback: Callable[[int, Any, float], None] | None = None,
             safeguard: bool = True) -> AcceleratedEMResult:
     """Fit ``model`` to ``X`` by SQUAREM-accelerated EM, starting from ``init``.

@@ -28,8 +28,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .._validation import check_generator, check_probability_rows
-from ..em import ConvergenceMonitor, EMResult
+from .._validation import check_generator, check_integer, check_number, check_probability_rows
+from ..em import TOL, ConvergenceMonitor, EMResult, check_driver_arguments
+from ..interface import check_discrete_latent
 from ..params import flatten_params, unflatten_params
 
 #: Largest number of draws per row: keeps the multinomial counts far inside int64. At this m the
@@ -81,7 +82,7 @@ def sample_frequencies(q, n_samples: int, rng: np.random.Generator) -> np.ndarra
     Row n of the result is c_n / m, where the counts c_n ~ Multinomial(m, q_n) are the numbers
     of times each of the K values was drawn (eq. ``stochastic_em-freq``). With m = 1 each row
     is one-hot: a single sampled assignment. The result is an unbiased estimate of q with
-    variance q_nk (1 - q_nk) / m per entry.
+    variance q_nk (1 - q_nk) / m per entry (proposition ``stochastic_em-prop-unbiased``).
 
     Parameters
     ----------
@@ -144,9 +145,12 @@ def stochastic_em(model, X, init, *, rng: np.random.Generator, max_iter: int = 5
     rng : numpy.random.Generator
         The only source of randomness; the same generator state gives the same chain.
     max_iter : int
-        The number of iterations (length of the chain after theta_0).
+        The number of iterations (length of the chain after theta_0). The default 500, not
+        :func:`emlib.em`'s 1000, because the chain does not converge: it runs exactly
+        ``max_iter`` iterations, and 500 states are plenty for ``params_mean``.
     tol : float
-        0 (default) never stops early; see above for a positive value.
+        0 (default, unlike :func:`emlib.em`) never stops early, because the change of the
+        log-likelihood of a chain is random; see above for a positive value.
     burn_in : int, optional
         States theta_1, ..., theta_burn_in are left out of ``params_mean``. Default
         ``max_iter // 2``. Must be smaller than ``max_iter`` (when ``max_iter > 0``).
@@ -165,11 +169,11 @@ def stochastic_em(model, X, init, *, rng: np.random.Generator, max_iter: int = 5
         undefined); start closer to a solution or use fewer components.
     """
     rng = check_generator(rng)
-    monitor = ConvergenceMonitor(max_iter, tol)
+    monitor = ConvergenceMonitor(max_iter, tol, objective="log-likelihood")
     if burn_in is None:
         burn_in = monitor.max_iter // 2
-    if (not isinstance(burn_in, (int, np.integer)) or isinstance(burn_in, bool) or burn_in < 0
-            or (monitor.max_iter > 0 and burn_in >= monitor.max_iter)):
+    ok = isinstance(burn_in, (int, np.integer)) and not isinstance(burn_in, (bool, np.bool_))
+    if not ok or burn_in < 0 or (monitor.max_iter > 0 and burn_in >= monitor.max_iter):
         raise ValueError(f"burn_in must be an integer with 0 <= burn_in < max_iter = {monitor.max_iter}; "
                          f"got {burn_in!r}.")
     average = _RunningMean()
@@ -178,13 +182,14 @@ def stochastic_em(model, X, init, *, rng: np.random.Generator, max_iter: int = 5
         if t > burn_in:
             average.add(params)
 
-    params, converged, _ = _sampling_em_loop(model, X, init, rng, monitor, lambda t: 1, callback, observe)
-    base = monitor.result(params, converged)
+    params, _ = _sampling_em_loop(model, X, init, rng, monitor, lambda t: 1, callback, observe,
+                                  driver="stochastic_em")
+    base = monitor.result(params)
     return StochasticEMResult(**_fields_of(base), params_mean=average.value(), burn_in=int(burn_in))
 
 
 def mcem(model, X, init, *, rng: np.random.Generator, n_samples: int | Callable[[int], int] = 10,
-         growth: float = 1.1, max_iter: int = 200, tol: float = 1e-8,
+         growth: float = 1.1, max_iter: int = 200, tol: float = TOL,
          callback: Callable[[int, Any, float], None] | None = None) -> MonteCarloEMResult:
     """Monte Carlo EM (MCEM): the expected statistics estimated from m_t samples of z.
 
@@ -213,7 +218,9 @@ def mcem(model, X, init, *, rng: np.random.Generator, n_samples: int | Callable[
     growth : float
         >= 1; the factor by which m_t grows per iteration (ignored for a callable schedule).
     max_iter : int
-        At most this many iterations.
+        At most this many iterations. The default 200, not :func:`emlib.em`'s 1000, because with
+        the default schedule m_t reaches ``MAX_SAMPLES`` near t = 190: beyond that, iterations
+        are EM steps at full sampling cost.
     tol : float
         Stop when the relative change of log p(X | theta) is at most ``tol`` (the rule of
         :class:`emlib.ConvergenceMonitor`); 0 never stops early. With small m_t the change is
@@ -228,44 +235,61 @@ def mcem(model, X, init, *, rng: np.random.Generator, n_samples: int | Callable[
         ``n_samples`` the schedule used.
     """
     rng = check_generator(rng)
-    monitor = ConvergenceMonitor(max_iter, tol)
+    monitor = ConvergenceMonitor(max_iter, tol, objective="log-likelihood")
     if callable(n_samples):
         schedule = n_samples
     else:
-        m0 = _check_n_samples(n_samples)
-        if not np.isfinite(growth) or growth < 1:
-            raise ValueError(f"growth must be a number >= 1 (1 keeps m fixed); got {growth!r}.")
-
-        def schedule(t):
-            return min(math.ceil(m0 * float(growth) ** (t - 1)), MAX_SAMPLES)
-
-    params, converged, used = _sampling_em_loop(model, X, init, rng, monitor, schedule, callback, None)
-    base = monitor.result(params, converged)
+        schedule = geometric_schedule(n_samples, growth)
+    params, used = _sampling_em_loop(model, X, init, rng, monitor, schedule, callback, None, driver="mcem")
+    base = monitor.result(params)
     return MonteCarloEMResult(**_fields_of(base), n_samples=np.array(used, dtype=np.int64))
 
 
+def geometric_schedule(n_samples: int, growth: float) -> Callable[[int], int]:
+    """t -> m_t = min(ceil(n_samples * growth ** (t - 1)), MAX_SAMPLES), without overflow for any t.
+
+    The power is compared with the cap in logarithms before it is formed, so a long run (t in the
+    thousands) gives ``MAX_SAMPLES`` instead of an ``OverflowError``.
+    """
+    m0 = _check_n_samples(n_samples)
+    growth = check_number(growth, "growth", minimum=1.0, hint=" (1 keeps m fixed)")
+    log_cap = math.log(MAX_SAMPLES / m0)
+
+    def schedule(t: int) -> int:
+        exponent = (t - 1) * math.log(growth)
+        if exponent >= log_cap:
+            return MAX_SAMPLES
+        return min(math.ceil(m0 * math.exp(exponent)), MAX_SAMPLES)
+
+    return schedule
+
+
 # ---------------------------------------------------------------------- shared pieces
-def _sampling_em_loop(model, X, init, rng, monitor, schedule, callback, observe):
+def _sampling_em_loop(model, X, init, rng, monitor, schedule, callback, observe, *, driver: str):
     """The loop both drivers share: posterior, sample frequencies, statistics, M-step."""
+    check_driver_arguments(model, callback, driver=driver,
+                           methods=("check_data", "check_params", "posterior", "expected_stats", "m_step",
+                                    "log_likelihood"))
+    check_discrete_latent(model, driver=driver)
     X = model.check_data(X)
     params = model.check_params(init, X)
-    monitor.record(model.log_likelihood(X, params))
-    converged = False
     used = []
-    while monitor.n_iter < monitor.max_iter and not converged:
-        t = monitor.n_iter + 1
-        m = _check_n_samples(schedule(t), where=f"the schedule at t = {t}")
-        q = model.posterior(X, params)
-        stats = model.expected_stats(X, sample_frequencies(q, m, rng))
-        params = model.m_step(stats)
-        loglik = model.log_likelihood(X, params)
-        converged = monitor.record(loglik)
-        used.append(m)
-        if observe is not None:
-            observe(t, params)
-        if callback is not None:
-            callback(t, params, loglik)
-    return params, converged, used
+    with monitor:
+        monitor.record(model.log_likelihood(X, params))
+        while not monitor.done:
+            t = monitor.n_iter + 1
+            m = _check_n_samples(schedule(t), where=f"the schedule at t = {t}")
+            q = model.posterior(X, params)
+            stats = model.expected_stats(X, sample_frequencies(q, m, rng))
+            params = model.m_step(stats)
+            loglik = model.log_likelihood(X, params)
+            monitor.record(loglik)
+            used.append(m)
+            if observe is not None:
+                observe(t, params)
+            if callback is not None:
+                callback(t, params, loglik)
+    return params, used
 
 
 def _check_n_samples(m, where: str = "n_samples") -> int:
