@@ -12,6 +12,7 @@ from .models import GaussianHMM, GaussianHMMParams, GaussianHMMPosterior, Gaussi
 from .models import NormalParams, NormalPosterior, NormalStats, NormalWithMissing
 from .variants.cavi import CAVIResult, cavi
 from .models import PoissonMixture, PoissonMixtureParams, PoissonMixtureStats
+from .models.map_gaussian_mixture import MAPGaussianMixture
 from .params import flatten_params, unflatten_params
 from .rate import em_map, em_map_jacobian
 from . import reporting
@@ -44,6 +45,7 @@ __all__ = [
     "GeneticLinkage",
     "GeneticLinkageParams",
     "GeneticLinkageStats",
+    "MAPGaussianMixture",
     "MonteCarloEMResult",
     "NormalParams",
     "NormalPosterior",
