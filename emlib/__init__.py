@@ -14,6 +14,7 @@ from .models import GeneticLinkage, GeneticLinkageParams, GeneticLinkageStats
 from .models import GaussianHMM, GaussianHMMParams, GaussianHMMPosterior, GaussianHMMStats
 from .models import NormalParams, NormalPosterior, NormalStats, NormalWithMissing
 from .models import PoissonMixture, PoissonMixtureParams, PoissonMixtureStats
+from .models.map_gaussian_mixture import MAPGaussianMixture
 from .params import flatten_params, unflatten_params
 from .rate import em_map, em_map_jacobian
 from . import reporting
@@ -46,6 +47,7 @@ __all__ = [
     "GeneticLinkage",
     "GeneticLinkageParams",
     "GeneticLinkageStats",
+    "MAPGaussianMixture",
     "MonteCarloEMResult",
     "NormalParams",
     "NormalPosterior",

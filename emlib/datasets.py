@@ -14,7 +14,10 @@ def _read_csv(name: str) -> np.ndarray:
 def old_faithful() -> np.ndarray:
     """The Old Faithful geyser data: 272 eruptions at Yellowstone.
 
-    As distributed with R (``datasets::faithful``; Azzalini and Bowman 1990; Härdle 1991).
+    Härdle's version of the data (W. Härdle, *Smoothing Techniques: With Implementation in S*,
+    Springer, 1991), as distributed with R (``datasets::faithful``). It is not the series of
+    Azzalini and Bowman (1990, Applied Statistics 39, 357-365), which has 299 consecutive
+    eruptions (R's ``MASS::geyser``).
 
     Returns
     -------
