@@ -3,11 +3,12 @@
 The driver :func:`em` runs the loop; each model supplies the E-step and M-step pieces; the
 variant drivers in :mod:`emlib.variants` change one piece at a time.
 """
-from . import bounds, datasets, gradient, monte_carlo
+from . import bounds, datasets, gradient, mcmc, monte_carlo
 from .em import ConvergenceMonitor, EMResult, em
 from .models import ComponentCollapseWarning, GaussianMixture, GaussianMixtureParams, GaussianMixtureStats
 from .models import BayesianGaussianMixture, VariationalPosterior
 from .models import GeneticLinkage, GeneticLinkageParams, GeneticLinkageStats
+from .models import LogisticRandomIntercept, LogisticRandomInterceptParams, LogisticRandomInterceptStats
 from .models import NormalParams, NormalPosterior, NormalStats, NormalWithMissing
 from .variants.cavi import CAVIResult, cavi
 from .models import PoissonMixture, PoissonMixtureParams, PoissonMixtureStats
@@ -19,6 +20,8 @@ from .variants.aitken import aitken_em, aitken_limit
 from .variants.cem import cem
 from .variants.gem import gem
 from .variants.online import OnlineEMResult, online_em
+from .variants.saem import SAEMResult, saem
+from .variants.ascent_mcem import AscentMCEMResult, ascent_mcem
 from .variants.squarem import squarem
 from .variants.stochastic import MonteCarloEMResult, StochasticEMResult, mcem, stochastic_em
 
@@ -26,6 +29,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AcceleratedEMResult",
+    "AscentMCEMResult",
     "BayesianGaussianMixture",
     "CAVIResult",
     "VariationalPosterior",
@@ -39,6 +43,9 @@ __all__ = [
     "GeneticLinkage",
     "GeneticLinkageParams",
     "GeneticLinkageStats",
+    "LogisticRandomIntercept",
+    "LogisticRandomInterceptParams",
+    "LogisticRandomInterceptStats",
     "MonteCarloEMResult",
     "NormalParams",
     "NormalPosterior",
@@ -48,9 +55,11 @@ __all__ = [
     "PoissonMixture",
     "PoissonMixtureParams",
     "PoissonMixtureStats",
+    "SAEMResult",
     "StochasticEMResult",
     "aitken_em",
     "aitken_limit",
+    "ascent_mcem",
     "bounds",
     "cem",
     "datasets",
@@ -59,9 +68,11 @@ __all__ = [
     "em_map_jacobian",
     "flatten_params",
     "mcem",
+    "mcmc",
     "monte_carlo",
     "reporting",
     "online_em",
+    "saem",
     "squarem",
     "stochastic_em",
     "unflatten_params",

@@ -9,5 +9,10 @@ from .gaussian_mixture import (
 )
 from .bayesian_gaussian_mixture import BayesianGaussianMixture, VariationalPosterior
 from .genetic_linkage import GeneticLinkage, GeneticLinkageParams, GeneticLinkageStats
+from .logistic_random_intercept import (
+    LogisticRandomIntercept,
+    LogisticRandomInterceptParams,
+    LogisticRandomInterceptStats,
+)
 from .normal_missing import NormalParams, NormalPosterior, NormalStats, NormalWithMissing
 from .poisson_mixture import PoissonMixture, PoissonMixtureParams, PoissonMixtureStats

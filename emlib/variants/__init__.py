@@ -4,4 +4,6 @@ from . import cem, gem  # modules; the drivers are emlib.cem and emlib.gem
 from ._extrapolation import AcceleratedEMResult
 from . import aitken, squarem  # modules; the drivers are emlib.squarem and emlib.aitken_em
 from .online import OnlineEMResult, online_em
+from .saem import SAEMResult, saem
+from .ascent_mcem import AscentMCEMResult, ascent_mcem
 from .stochastic import MonteCarloEMResult, StochasticEMResult, mcem, sample_frequencies, stochastic_em
