@@ -1,26 +1,26 @@
 """A logistic random-intercept model for grouped binary data: an E-step with no closed form.
 
-Book: chapter "SAEM: stochastic approximation EM" (``book/saem.ipynb``). Group i = 1, ..., N has
-n_i binary outcomes of which k_i are successes; the groups differ by a latent log-odds z_i:
+Book: chapter "SAEM: stochastic approximation EM" (``book/saem.ipynb``). Group n = 1, ..., N has
+J_n binary outcomes of which k_n are successes; the groups differ by a latent log-odds z_n:
 
-    z_i ~ N(mu, tau^2),   y_ij | z_i ~ Bernoulli(sigma(z_i)),   sigma(z) = 1 / (1 + exp(-z)),
+    z_n ~ N(mu, tau^2),   y_nj | z_n ~ Bernoulli(sigma(z_n)),   sigma(z) = 1 / (1 + exp(-z)),
 
-so k_i | z_i ~ Binomial(n_i, sigma(z_i)) (saem-model). The data ``X`` have shape (N, 2): column
-0 holds k_i, column 1 holds n_i. The parameters are theta = (mu, tau^2). The complete-data
+so k_n | z_n ~ Binomial(J_n, sigma(z_n)) (saem-model). The data ``X`` have shape (N, 2): column
+0 holds k_n, column 1 holds J_n. The parameters are theta = (mu, tau^2). The complete-data
 log-likelihood is
 
-    log p(x, z | theta) = sum_i [log C(n_i, k_i) + k_i log sigma(z_i) + (n_i - k_i) log sigma(-z_i)]
-                          + sum_i log N(z_i | mu, tau^2),
+    log p(x, z | theta) = sum_n [log C(J_n, k_n) + k_n log sigma(z_n) + (J_n - k_n) log sigma(-z_n)]
+                          + sum_n log N(z_n | mu, tau^2),
 
 whose only parameter-dependent part, the normal term, is an exponential family with sufficient
-statistics t(x, z) = (N, sum_i z_i, sum_i z_i^2) (saem-stats). The M-step is therefore in
+statistics t(x, z) = (N, sum_n z_n, sum_n z_n^2) (saem-stats). The M-step is therefore in
 closed form (saem-mstep):
 
     mu = S1 / S0,   tau^2 = S2 / S0 - mu^2.
 
-The E-step needs E[z_i | x_i, theta] and E[z_i^2 | x_i, theta] under the posterior
+The E-step needs E[z_n | x_n, theta] and E[z_n^2 | x_n, theta] under the posterior
 
-    p(z_i | x_i, theta)  proportional to  N(z_i | mu, tau^2) sigma(z_i)^k_i sigma(-z_i)^(n_i - k_i),
+    p(z_n | x_n, theta)  proportional to  N(z_n | mu, tau^2) sigma(z_n)^k_n sigma(-z_n)^(J_n - k_n),
 
 whose normalizing constant (a logistic-normal integral) has no closed form. With one latent
 variable per group the integrals are one-dimensional, and adaptive Gauss-Hermite quadrature
@@ -31,9 +31,9 @@ compare with the maximum-likelihood estimate. The sampling drivers (:func:`emlib
 :func:`emlib.ascent_mcem`) use only the two samplers:
 
 - :meth:`LogisticRandomIntercept.mcmc` -- sweeps of a random-walk Metropolis kernel, one chain
-  per group, each leaving p(z_i | x_i, theta) invariant (saem-mh);
+  per group, each leaving p(z_n | x_n, theta) invariant (algorithm saem-alg-mh);
 - :meth:`LogisticRandomIntercept.sample_posterior` -- exact, independent draws by rejection
-  from the prior N(mu, tau^2), accepting with probability p(x_i | z) / max_z p(x_i | z), the
+  from the prior N(mu, tau^2), accepting with probability p(x_n | z) / max_z p(x_n | z), the
   sampler Booth and Hobert (1999) used for such models.
 """
 from __future__ import annotations
@@ -90,9 +90,9 @@ class LogisticRandomInterceptStats:
     count : float
         S0 = N, the number of groups.
     sum_z : float
-        S1 = sum_i z_i.
+        S1 = sum_n z_n.
     sum_z2 : float
-        S2 = sum_i z_i^2.
+        S2 = sum_n z_n^2.
     """
 
     count: float
@@ -115,13 +115,18 @@ class LogisticRandomInterceptStats:
 class LogisticRandomIntercept:
     """The logistic random-intercept model for grouped binary data (module docstring).
 
+    The latent variables are continuous and their posterior has no closed form, so there is no
+    ``posterior`` method returning q(z): ``posterior_moments`` gives its first two moments (by
+    quadrature), and ``mcmc`` and ``sample_posterior`` draw from it. ``expected_stats`` takes
+    completions z (draws), not a distribution.
+
     Parameters
     ----------
     n_nodes : int
         Q >= 1, the number of Gauss-Hermite nodes per group (Q = 1 is the Laplace
         approximation). The default 30 is exact to rounding for the integrands of the book.
     proposal_scale : float
-        c > 0 in the random-walk proposal z' = z + c s_i eps, s_i = (1/tau^2 + n_i/4)^(-1/2)
+        c > 0 in the random-walk proposal z' = z + c s_n eps, s_n = (1/tau^2 + J_n/4)^(-1/2)
         (a lower bound on the posterior standard deviation); 2.4 is the classical choice for
         a one-dimensional, roughly Gaussian target.
     """
@@ -145,12 +150,12 @@ class LogisticRandomIntercept:
     def check_data(self, X) -> np.ndarray:
         """Return ``X`` as a float array of shape (N, 2), [successes, trials] per group, or raise.
 
-        Every row must hold whole numbers 0 <= k_i <= n_i with n_i >= 1; at least two groups.
+        Every row must hold whole numbers 0 <= k_n <= J_n with J_n >= 1; at least two groups.
         """
         try:
             arr = np.asarray(X, dtype=float)
         except (TypeError, ValueError):
-            raise ValueError("X must be an array of shape (N, 2): successes k_i and trials n_i per group; "
+            raise ValueError("X must be an array of shape (N, 2): successes k_n and trials J_n per group; "
                              f"got {type(X).__name__}.") from None
         if arr.ndim != 2 or arr.shape[1] != 2:
             raise ValueError(f"X must have shape (N, 2), one row [successes, trials] per group; got shape {arr.shape}.")
@@ -191,7 +196,7 @@ class LogisticRandomIntercept:
     # ------------------------------------------------------------------ densities
     @staticmethod
     def _log_binomial(k: np.ndarray, n: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """k log sigma(z) + (n - k) log sigma(-z) = k z + n log sigma(-z): log p(x_i | z) without its
+        """k log sigma(z) + (J - k) log sigma(-z) = k z + J log sigma(-z): log p(x_n | z) without its
         coefficient; broadcasts."""
         return k * z + n * log_expit(-z)
 
@@ -200,7 +205,7 @@ class LogisticRandomIntercept:
         return gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
 
     def log_joint(self, X, params: LogisticRandomInterceptParams, z) -> np.ndarray:
-        """log p(x_i, z_i | theta) for every group at the given latent values.
+        """log p(x_n, z_n | theta) for every group at the given latent values.
 
         Parameters
         ----------
@@ -212,7 +217,7 @@ class LogisticRandomIntercept:
         Returns
         -------
         ndarray, the shape of ``z``
-            log C(n_i, k_i) + k_i log sigma(z_i) + (n_i - k_i) log sigma(-z_i) + log N(z_i | mu, tau^2).
+            log C(J_n, k_n) + k_n log sigma(z_n) + (J_n - k_n) log sigma(-z_n) + log N(z_n | mu, tau^2).
         """
         X = self.check_data(X)
         params = self.check_params(params)
@@ -222,11 +227,11 @@ class LogisticRandomIntercept:
         return self._log_coefficient(k, n) + self._log_binomial(k, n, z) + log_normal
 
     def posterior_mode(self, X, params: LogisticRandomInterceptParams) -> np.ndarray:
-        """The mode of each p(z_i | x_i, theta), by safeguarded Newton steps; shape (N,).
+        """The mode of each p(z_n | x_n, theta), by safeguarded Newton steps; shape (N,).
 
-        The log-posterior h(z) = -(z - mu)^2 / (2 tau^2) + k log sigma(z) + (n - k) log sigma(-z)
-        is strictly concave (h'' = -1/tau^2 - n sigma(z) sigma(-z) < 0), and h'(z) = -(z - mu)/tau^2
-        + k - n sigma(z) changes sign on [mu + tau^2 (k - n), mu + tau^2 k], so the mode is unique
+        The log-posterior h(z) = -(z - mu)^2 / (2 tau^2) + k log sigma(z) + (J - k) log sigma(-z)
+        is strictly concave (h'' = -1/tau^2 - J sigma(z) sigma(-z) < 0), and h'(z) = -(z - mu)/tau^2
+        + k - J sigma(z) changes sign on [mu + tau^2 (k - J), mu + tau^2 k], so the mode is unique
         and lies in that bracket; a Newton step that leaves the current bracket is replaced by
         bisection.
         """
@@ -256,10 +261,10 @@ class LogisticRandomIntercept:
         Returns
         -------
         nodes : ndarray, shape (N, Q)
-            z_iq = zhat_i + sqrt(2) s_i u_q.
+            z_nq = zhat_n + sqrt(2) s_n u_q.
         log_terms : ndarray, shape (N, Q)
-            log(sqrt(2) s_i w_q exp(u_q^2)) + log p(x_i, z_iq | theta); their log-sum-exp over q
-            is log p(x_i | theta), and their softmax over q are the posterior weights.
+            log(sqrt(2) s_n w_q exp(u_q^2)) + log p(x_n, z_nq | theta); their log-sum-exp over q
+            is log p(x_n | theta), and their softmax over q are the posterior weights.
         """
         k, n = X[:, 0], X[:, 1]
         mu, tau2 = params.mean, params.variance
@@ -281,17 +286,17 @@ class LogisticRandomIntercept:
         return w / total, (top + np.log(total))[:, 0]
 
     def log_likelihood_per_group(self, X, params: LogisticRandomInterceptParams) -> np.ndarray:
-        """log p(x_i | theta) = log integral of p(x_i, z | theta) dz by adaptive quadrature; shape (N,)."""
+        """log p(x_n | theta) = log integral of p(x_n, z | theta) dz by adaptive quadrature; shape (N,)."""
         X = self.check_data(X)
         _, log_terms = self._quadrature(X, self.check_params(params))
         return self._normalize(log_terms)[1]
 
     def log_likelihood(self, X, params: LogisticRandomInterceptParams) -> float:
-        """ell(theta) = sum_i log p(x_i | theta), by adaptive Gauss-Hermite quadrature."""
+        """ell(theta) = sum_n log p(x_n | theta), by adaptive Gauss-Hermite quadrature."""
         return float(self.log_likelihood_per_group(X, params).sum())
 
     def posterior_moments(self, X, params: LogisticRandomInterceptParams) -> tuple[np.ndarray, np.ndarray]:
-        """E[z_i | x_i, theta] and E[z_i^2 | x_i, theta] by adaptive quadrature; two arrays of shape (N,)."""
+        """E[z_n | x_n, theta] and E[z_n^2 | x_n, theta] by adaptive quadrature; two arrays of shape (N,)."""
         X = self.check_data(X)
         nodes, log_terms = self._quadrature(X, self.check_params(params))
         weights, _ = self._normalize(log_terms)
@@ -299,14 +304,15 @@ class LogisticRandomIntercept:
 
     # ------------------------------------------------------------------ E-step and M-step
     def expected_stats(self, X, z) -> LogisticRandomInterceptStats:
-        """The complete-data statistics t(x, z) = (N, sum_i z_i, sum_i z_i^2), averaged over draws.
+        """The complete-data statistics t(x, z) = (N, sum_n z_n, sum_n z_n^2), averaged over draws.
 
         Parameters
         ----------
         X : array_like, shape (N, 2)
         z : array_like, shape (N,) or (m, N)
             One completion of the latent log-odds, or m of them (rows): the result is then
-            (1/m) sum_j t(x, z^(j)), the Monte Carlo estimate of the E-step (eq. saem-mc-stats).
+            (1/m) sum_j t(x, z^(j)), the Monte Carlo estimate of the E-step (the Monte Carlo EM
+            row of proposition saem-prop-one-recursion).
         """
         X = self.check_data(X)
         z = self._check_latent(z, X.shape[0])
@@ -315,7 +321,7 @@ class LogisticRandomIntercept:
                                             float((z * z).sum(axis=1).mean()))
 
     def e_step(self, X, params: LogisticRandomInterceptParams) -> tuple[LogisticRandomInterceptStats, float]:
-        """The exact E-step by quadrature: (N, sum_i E[z_i], sum_i E[z_i^2]) and ell(theta).
+        """The exact E-step by quadrature: (N, sum_n E[z_n], sum_n E[z_n^2]) and ell(theta).
 
         This is what :func:`emlib.em` calls; the sampling drivers replace it by draws.
         """
@@ -349,7 +355,7 @@ class LogisticRandomIntercept:
         return LogisticRandomInterceptParams(mean, variance)
 
     def init_params(self, X, rng: np.random.Generator) -> LogisticRandomInterceptParams:
-        """A random start near the moments of the empirical log-odds log((k + 1/2) / (n - k + 1/2)).
+        """A random start near the moments of the empirical log-odds log((k_n + 1/2) / (J_n - k_n + 1/2)).
 
         mu_0 = their mean plus N(0, 0.25 sd^2) noise, tau_0^2 = their variance times a
         Uniform(0.5, 1.5) factor (at least 0.05).
@@ -367,8 +373,8 @@ class LogisticRandomIntercept:
     def score(self, X, params: LogisticRandomInterceptParams) -> np.ndarray:
         """d ell / d (mu, tau^2) by Fisher's identity, E[d log p(x, z | theta) / d theta | x, theta]; shape (2,).
 
-        d/d mu = sum_i (E[z_i] - mu) / tau^2;
-        d/d tau^2 = sum_i (E[(z_i - mu)^2] - tau^2) / (2 tau^4).
+        d/d mu = sum_n (E[z_n] - mu) / tau^2;
+        d/d tau^2 = sum_n (E[(z_n - mu)^2] - tau^2) / (2 tau^4).
         """
         mean_z, second = self.posterior_moments(X, params)
         mu, tau2 = params.mean, params.variance
@@ -377,19 +383,19 @@ class LogisticRandomIntercept:
 
     # ------------------------------------------------------------------ simulation and sampling
     def sample(self, params: LogisticRandomInterceptParams, trials, rng: np.random.Generator):
-        """Simulate grouped binary data: z_i ~ N(mu, tau^2), k_i ~ Binomial(n_i, sigma(z_i)).
+        """Simulate grouped binary data: z_n ~ N(mu, tau^2), k_n ~ Binomial(J_n, sigma(z_n)).
 
         Parameters
         ----------
         params : LogisticRandomInterceptParams
         trials : array_like of int, shape (N,)
-            n_i >= 1 for each group.
+            J_n >= 1 for each group.
         rng : numpy.random.Generator
 
         Returns
         -------
         X : ndarray, shape (N, 2)
-            [k_i, n_i] per group.
+            [k_n, J_n] per group.
         z : ndarray, shape (N,)
             The latent log-odds that produced them.
         """
@@ -404,20 +410,20 @@ class LogisticRandomIntercept:
         return np.column_stack([k, n]).astype(float), z
 
     def proposal_scales(self, X, params: LogisticRandomInterceptParams) -> np.ndarray:
-        """The random-walk step c s_i = c (1/tau^2 + n_i/4)^(-1/2) of each group; shape (N,).
+        """The random-walk step c s_n = c (1/tau^2 + J_n/4)^(-1/2) of each group; shape (N,).
 
-        Depends on theta and n_i only, never on the current state, so the proposal is symmetric.
+        Depends on theta and J_n only, never on the current state, so the proposal is symmetric.
         """
         X = self.check_data(X)
         return self.proposal_scale / np.sqrt(1.0 / self.check_params(params).variance + 0.25 * X[:, 1])
 
     def mcmc(self, X, params: LogisticRandomInterceptParams, start, rng: np.random.Generator,
              n_steps: int = 1) -> tuple[np.ndarray, float]:
-        """Sweeps of a random-walk Metropolis kernel, one independent chain per group (eq. saem-mh).
+        """Sweeps of a random-walk Metropolis kernel, one independent chain per group (algorithm saem-alg-mh).
 
-        Each sweep proposes z_i' = z_i + c s_i eps_i, eps_i ~ N(0, 1), for every group and accepts
-        with probability min(1, p(x_i, z_i' | theta) / p(x_i, z_i | theta)); the symmetric
-        proposal makes the kernel reversible with respect to p(z_i | x_i, theta), which it
+        Each sweep proposes z_n' = z_n + c s_n eps_n, eps_n ~ N(0, 1), for every group and accepts
+        with probability min(1, p(x_n, z_n' | theta) / p(x_n, z_n | theta)); the symmetric
+        proposal makes the kernel reversible with respect to p(z_n | x_n, theta), which it
         therefore leaves invariant.
 
         Parameters
@@ -473,13 +479,13 @@ class LogisticRandomIntercept:
 
     def sample_posterior(self, X, params: LogisticRandomInterceptParams, rng: np.random.Generator,
                          n_samples: int = 1) -> np.ndarray:
-        """Exact, independent draws from every p(z_i | x_i, theta), by rejection from the prior.
+        """Exact, independent draws from every p(z_n | x_n, theta), by rejection from the prior.
 
-        Propose z ~ N(mu, tau^2) and accept with probability p(x_i | z) / max_z p(x_i | z)
-        = exp(k log sigma(z) + (n - k) log sigma(-z) - M_i), M_i = k log(k/n) + (n - k) log(1 - k/n)
+        Propose z ~ N(mu, tau^2) and accept with probability p(x_n | z) / max_z p(x_n | z)
+        = exp(k log sigma(z) + (J - k) log sigma(-z) - M_n), M_n = k log(k/J) + (J - k) log(1 - k/J)
         (0 log 0 = 0). The accepted values have density proportional to
-        N(z | mu, tau^2) p(x_i | z), the posterior. The expected number of proposals per draw is
-        max_z p(x_i | z) / p(x_i | theta).
+        N(z | mu, tau^2) p(x_n | z), the posterior. The expected number of proposals per draw is
+        max_z p(x_n | z) / p(x_n | theta).
 
         Returns
         -------
