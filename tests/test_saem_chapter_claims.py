@@ -326,7 +326,7 @@ def test_alpha_one_is_slower_than_alpha_point_seven(data, mle):
     for alpha in (0.7, 1.0):
         gaps[alpha] = np.median([ll_max - emlib.saem(MODEL, data, INIT, rng=np.random.default_rng(seed),
                                                      step_sizes=alpha, burn_in=20,
-                                                     max_iter=1000).log_likelihood[-1]
+                                                     max_iter=600).log_likelihood[-1]
                                  for seed in (11, 12, 13)])
     assert gaps[1.0] > gaps[0.7]
 
