@@ -4,7 +4,7 @@ The driver :func:`em` runs the loop; each model supplies the E-step and M-step p
 contract is :class:`emlib.interface.Model`); the variant drivers in :mod:`emlib.variants`
 change one piece at a time.
 """
-from . import bounds, datasets, gradient, interface, monte_carlo
+from . import bounds, datasets, gradient, interface, mcmc, monte_carlo, reporting, standard_errors
 from .em import ConvergenceMonitor, EMResult, em
 from .models import ComponentCollapseWarning, ComponentStarvingWarning
 from .models import GaussianMixture, GaussianMixtureParams, GaussianMixtureStats
@@ -12,21 +12,22 @@ from .models import BayesianGaussianMixture, VariationalPosterior
 from .models import BinaryFactors, BinaryFactorsParams, BinaryFactorsStats
 from .models import GeneticLinkage, GeneticLinkageParams, GeneticLinkageStats
 from .models import GaussianHMM, GaussianHMMParams, GaussianHMMPosterior, GaussianHMMStats
+from .models import LogisticRandomIntercept, LogisticRandomInterceptParams, LogisticRandomInterceptStats
 from .models import NormalParams, NormalPosterior, NormalStats, NormalWithMissing
 from .models import PoissonMixture, PoissonMixtureParams, PoissonMixtureStats
 from .models.map_gaussian_mixture import MAPGaussianMixture
 from .params import flatten_params, unflatten_params
 from .rate import em_map, em_map_jacobian
-from . import reporting
-from . import standard_errors
-from .variants import (AcceleratedEMResult, CAVIResult, CEMResult, MonteCarloEMResult, OnlineEMResult,
-                       StochasticEMResult, VariationalEMResult, aitken_em, aitken_limit, cavi, cem, gem, mcem,
-                       online_em, squarem, stochastic_em, variational_em)
+from .variants import (AcceleratedEMResult, AscentMCEMResult, CAVIResult, CEMResult, MonteCarloEMResult,
+                       OnlineEMResult, SAEMResult, StochasticEMResult, VariationalEMResult, aitken_em,
+                       aitken_limit, ascent_mcem, cavi, cem, gem, mcem, online_em, saem, squarem, stochastic_em,
+                       variational_em)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AcceleratedEMResult",
+    "AscentMCEMResult",
     "BayesianGaussianMixture",
     "BinaryFactors",
     "BinaryFactorsParams",
@@ -47,6 +48,9 @@ __all__ = [
     "GeneticLinkage",
     "GeneticLinkageParams",
     "GeneticLinkageStats",
+    "LogisticRandomIntercept",
+    "LogisticRandomInterceptParams",
+    "LogisticRandomInterceptStats",
     "MAPGaussianMixture",
     "MonteCarloEMResult",
     "NormalParams",
@@ -57,11 +61,13 @@ __all__ = [
     "PoissonMixture",
     "PoissonMixtureParams",
     "PoissonMixtureStats",
+    "SAEMResult",
     "StochasticEMResult",
     "VariationalEMResult",
     "VariationalPosterior",
     "aitken_em",
     "aitken_limit",
+    "ascent_mcem",
     "bounds",
     "cavi",
     "cem",
@@ -74,9 +80,11 @@ __all__ = [
     "gradient",
     "interface",
     "mcem",
+    "mcmc",
     "monte_carlo",
     "online_em",
     "reporting",
+    "saem",
     "squarem",
     "standard_errors",
     "stochastic_em",

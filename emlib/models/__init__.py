@@ -7,6 +7,11 @@ from .gaussian_mixture import GaussianMixture, GaussianMixtureParams, GaussianMi
 from .bayesian_gaussian_mixture import BayesianGaussianMixture, VariationalPosterior
 from .binary_factors import BinaryFactors, BinaryFactorsParams, BinaryFactorsStats
 from .genetic_linkage import GeneticLinkage, GeneticLinkageParams, GeneticLinkageStats
+from .logistic_random_intercept import (
+    LogisticRandomIntercept,
+    LogisticRandomInterceptParams,
+    LogisticRandomInterceptStats,
+)
 from .normal_missing import NormalParams, NormalPosterior, NormalStats, NormalWithMissing
 from .poisson_mixture import PoissonMixture, PoissonMixtureParams, PoissonMixtureStats
 from .hmm import GaussianHMM, GaussianHMMParams, GaussianHMMPosterior, GaussianHMMStats
