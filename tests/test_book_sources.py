@@ -162,7 +162,7 @@ def test_every_glue_format_spec_works_on_its_value(path):
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=ids)
 def test_no_glue_key_is_defined_and_never_used(path):
-    defined = set(glued_values(path)) | prose_names_assigned(path)
+    defined = set(glued_values(path)) | (prose_names_assigned(path) if prose_uses(path) else set())
     unused = sorted(defined - {name for name, _ in glue_uses(path)} - set(prose_uses(path)))
     verdict("unused_glue", path, unused, "glued but never used in the prose")
 
