@@ -93,7 +93,7 @@ downloaded: $(TEST_STAMP)
 	$(BIN)/python -m pytest tests/built_book/test_downloaded_notebooks.py -q
 
 browser: $(TEST_STAMP)
-	$(BIN)/python -m pytest tests/built_book/test_browser.py -q
+	$(BIN)/python -m pytest tests/built_book/test_browser.py tests/built_book/test_jupyterlab.py -q
 
 pdf-check: $(TEST_STAMP)
 	@if command -v latexmk >/dev/null; then $(JB) -q --builder pdflatex; \

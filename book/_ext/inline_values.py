@@ -52,6 +52,49 @@ def results(exprs: list[str], reply_content: dict) -> list[dict]:
     return out
 
 
+def substitute(notebook_json: str, docname: str) -> str:
+    """The notebook with each {eval} role of its markdown replaced by the value stored for it.
+
+    Raises ``ValueError`` for a role without a stored value: the chapter needs ``make execute``.
+    """
+    import json
+    from ast import literal_eval
+
+    nb = json.loads(notebook_json)
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "markdown":
+            continue
+        source = "".join(cell["source"])
+        if not EVAL_ROLE.search(source):
+            continue
+        stored = stored_values(cell)
+
+        def text(match):
+            expr = match.group(1)
+            if expr not in stored:
+                raise ValueError(f"{docname}: {{eval}}`{expr}` has no stored value; run `make execute`")
+            try:
+                value = literal_eval(stored[expr])
+            except (ValueError, SyntaxError):
+                value = stored[expr]
+            return str(value)
+
+        cell["source"] = EVAL_ROLE.sub(text, source)
+    return json.dumps(nb)
+
+
+def _source_read(app, docname, source) -> None:
+    if source and source[0].lstrip().startswith("{") and "{eval}`" in source[0]:
+        source[0] = substitute(source[0], docname)
+
+
+def setup(app):
+    """As a Sphinx extension: the build shows the values that ``make execute`` stored and nbval
+    checked, so the chapters need not be executed inline (the execution cache still applies)."""
+    app.connect("source-read", _source_read)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
+
+
 def execute(path: Path, timeout: int = 1200) -> None:
     """Execute a chapter in place, storing code outputs and the values of its prose roles."""
     import nbformat
