@@ -49,7 +49,14 @@ def local_client(n_workers: int | None = None) -> "distributed.Client":
     """A Dask client on a new cluster on this machine: one process per core, one thread each.
 
     The client owns its cluster: ``client.close()`` (or leaving a ``with`` block) shuts both
-    down. No dashboard is started, and the cluster logs only errors.
+    down. No dashboard is started, and the cluster logs only errors. The workers keep the C
+    library's default memory allocation: Dask's default for its workers (``MALLOC_TRIM_THRESHOLD_``
+    set, to hand freed memory back to the system sooner) makes every large temporary array of
+    the E-step a fresh memory mapping, which made the E-step of a Gaussian mixture about four
+    times slower on a worker than in this process (measured with
+    ``benchmarks/distributed_em.py``). On a cluster of your own, unset
+    ``distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_`` in Dask's configuration for
+    the same effect.
 
     Parameters
     ----------
@@ -63,9 +70,10 @@ def local_client(n_workers: int | None = None) -> "distributed.Client":
         raise ValueError(f"n_workers must be a positive integer; got {n_workers!r}.")
     # No dashboard; the scheduler's small HTTP server (health checks) on any free port, so that
     # several clusters on one machine never compete for port 8787.
-    return distributed.Client(n_workers=int(n_workers), threads_per_worker=1, processes=True,
-                              dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"},
-                              silence_logs=logging.ERROR)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        return distributed.Client(n_workers=int(n_workers), threads_per_worker=1, processes=True,
+                                  dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"},
+                                  silence_logs=logging.ERROR)
 
 
 def em(model, X, init, *, client: "distributed.Client | None" = None, max_iter: int = 1000,
