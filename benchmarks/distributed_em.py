@@ -20,9 +20,15 @@ work is negligible and what remains is broadcasting theta, scheduling, the reduc
 round trip. The baseline is fair: every process, the single one and each worker, uses one BLAS
 thread (the script checks it), so 2 workers use 2 cores and the single process 1.
 
-It prints the figures and writes them to a JSON file that the chapter "EM on a cluster" draws its
-scaling figure from. Timings depend on the machine and on what else it runs: the script records
-the load average before and after.
+Besides the wall clock, every timing records the CPU seconds per iteration of this process (the
+client and, for a local cluster, the scheduler) and of each worker. CPU times hardly change with
+what else the machine runs, so on a busy machine they give the steadier estimate of what an idle
+one would show: the speed-up "from CPU times" divides the single process's CPU time per iteration
+by the busiest worker's plus the client's.
+
+It prints the figures and writes them to a JSON file that the chapter "Distributed EM"
+(book/distributed_em.ipynb) draws its scaling figure from. Timings depend on the machine and on
+what else it runs: the script records the load average before and after.
 """
 from __future__ import annotations
 

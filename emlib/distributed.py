@@ -1,6 +1,6 @@
 """EM on a Dask cluster: the E-step mapped over blocks of the data, the statistics summed by a tree.
 
-Book: chapter "EM on a cluster" (``book/distributed_em.ipynb``). The expected sufficient
+Book: chapter "Distributed EM" (``book/distributed_em.ipynb``). The expected sufficient
 statistics of a data set are the sum of those of its blocks (eq. ``distributed_em-additivity``),
 so one EM iteration is a map and a reduce::
 
@@ -18,6 +18,7 @@ Dask and distributed are an optional extra: ``pip install "emlib-book[distribute
 from __future__ import annotations
 
 import logging
+import uuid
 from concurrent.futures import CancelledError
 from typing import Any, Callable
 
@@ -81,8 +82,8 @@ def em(model, X, init, *, client: "distributed.Client | None" = None, max_iter: 
        persist: bool = False) -> EMResult:
     """Fit ``model`` to data held in blocks on a Dask cluster by the EM algorithm.
 
-    The same algorithm, stopping rule and result as :func:`emlib.em`; only the E-step runs on
-    the cluster. Each iteration broadcasts theta_t to the workers once, runs ``model.e_step`` on
+    The same algorithm, stopping rule and result as :func:`emlib.em` (algorithm
+    ``distributed_em-alg`` of the chapter "Distributed EM"); only the E-step runs on the cluster. Each iteration broadcasts theta_t to the workers once, runs ``model.e_step`` on
     every block where the block lives, and adds the blocks' statistics and log-likelihoods by a
     tree whose shape depends only on the number of blocks (so the sums, and the fit, do not
     depend on which worker computed what, or when). The M-step runs on the client.
@@ -198,15 +199,16 @@ def _add(*parts):
     return stats, loglik, rows
 
 
-def _tree_sum(parts: list, split_every: int = SPLIT_EVERY):
+def _tree_sum(parts: list, name: str, split_every: int = SPLIT_EVERY):
     """Add ``parts`` (delayed) by a tree of ``_add`` tasks with fan-in ``split_every``.
 
     The tree's shape depends only on ``len(parts)``, so the order of every floating-point
-    addition is fixed, whatever the scheduling.
+    addition is fixed, whatever the scheduling. ``name`` makes the task keys unique.
     """
-    level = parts
+    level, depth = parts, 0
     while True:
-        level = [dask.delayed(_add, pure=False)(*level[i:i + split_every])
+        depth += 1
+        level = [dask.delayed(_add)(*level[i:i + split_every], dask_key_name=f"{name}-{depth}-{i}")
                  for i in range(0, len(level), split_every)]
         if len(level) == 1:
             return level[0]
@@ -224,6 +226,11 @@ class _ClusterEStep:
         self.client = client
         self.blocks = client.persist(blocks) if persist else blocks
         self.needed = getattr(model, "n_components", 1)
+        # Task keys named here rather than hashed from the arguments: cheaper on the client for
+        # many blocks, and unique per fit and iteration.
+        self.name = f"emlib-{uuid.uuid4().hex[:12]}"
+        self.model_node = dask.delayed(model, name=f"{self.name}-model")
+        self.n_passes = 0
 
     def check_data(self, X):
         return X
@@ -252,10 +259,13 @@ class _ClusterEStep:
         return stats, loglik
 
     def _e_step_once(self, params):
+        self.n_passes += 1
+        name = f"{self.name}-{self.n_passes}"
         theta = self.client.scatter(params, broadcast=True, hash=False)
-        parts = [dask.delayed(_block_e_step, pure=False)(self.model, block, theta)
-                 for block in self.blocks]
-        return self.client.compute(_tree_sum(parts)).result()
+        parts = [dask.delayed(_block_e_step)(self.model_node, block, theta,
+                                             dask_key_name=f"{name}-e-step-{b}")
+                 for b, block in enumerate(self.blocks)]
+        return self.client.compute(_tree_sum(parts, f"{name}-sum")).result()
 
     def release(self):
         """Let the cluster forget the persisted blocks."""
