@@ -52,17 +52,17 @@ def _assert_same_fit(dist, ref, rtol=1e-10):
         np.testing.assert_allclose(getattr(dist.params, name), getattr(ref.params, name), rtol=rtol, atol=0)
 
 
-# Row chunkings of 120 points for K = 3: even blocks; an uneven last block (120 = 3 * 37 + 9);
-# blocks of 2 rows, fewer than K (60 blocks, a reduction tree two levels deep); and irregular
+# Row chunkings of 60 points for K = 3: even blocks; an uneven last block (60 = 3 * 17 + 9);
+# blocks of 2 rows, fewer than K (30 blocks, a reduction tree two levels deep); and irregular
 # blocks including single rows.
-CHUNKINGS = {"even": (40, 2), "uneven-last": (37, 2), "smaller-than-K": (2, 2),
-             "irregular": ((1, 2, 60, 37, 1, 19), (2,))}
+CHUNKINGS = {"even": (20, 2), "uneven-last": (17, 2), "smaller-than-K": (2, 2),
+             "irregular": ((1, 2, 30, 17, 1, 9), (2,))}
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
 @pytest.mark.parametrize("chunking", list(CHUNKINGS), ids=list(CHUNKINGS))
 def test_equals_in_memory_em_for_every_chunking(client, covariance_type, chunking):
-    X = _data(120)
+    X = _data(60)
     model, init = _model_and_init(covariance_type, X)
     ref = emlib.em(model, X, init, max_iter=5, tol=0)
     dist = ed.em(model, da.from_array(X, chunks=CHUNKINGS[chunking]), init, client=client, max_iter=5, tol=0)
