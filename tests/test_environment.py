@@ -25,7 +25,7 @@ def lock() -> dict[str, str]:
     return pins
 
 
-def declared(extras=("chapters", "book", "test")) -> list[Requirement]:
+def declared(extras=("chapters", "distributed", "book", "test")) -> list[Requirement]:
     reqs = [Requirement(r) for r in PROJECT["dependencies"]]
     for extra in extras:
         reqs += [Requirement(r) for r in PROJECT["optional-dependencies"][extra]]

@@ -2,7 +2,8 @@
 
 On Colab, on Binder before its postBuild ran, or in a notebook downloaded from the built site,
 ``import emlib`` fails. The cell below installs the distribution ``emlib-book`` (the name
-``emlib`` on the package index belongs to another project) with the chapters' extras, from the
+``emlib`` on the package index belongs to another project) with the chapters' extras (``chapters``,
+and ``distributed`` for the chapter on EM on a Dask cluster), from the
 repository named in ``_config.yml``. Inside the project's environment it imports and does
 nothing. The book hides it (tag ``remove-cell``).
 
@@ -34,10 +35,10 @@ def source() -> str:
         f"{MARKER}. Outside the book's environment (Colab, a downloaded",
         "# notebook) install emlib and the chapters' extras; inside it, do nothing.",
         "try:",
-        "    import emlib, matplotlib, myst_nb, sklearn",
+        "    import emlib, matplotlib, myst_nb, sklearn, dask, distributed",
         "except ImportError:",
         f'    REPOSITORY = "git+{url}@{branch}"',
-        '    %pip install --quiet "emlib-book[chapters] @ {REPOSITORY}"',
+        '    %pip install --quiet "emlib-book[chapters,distributed] @ {REPOSITORY}"',
     ])
 
 

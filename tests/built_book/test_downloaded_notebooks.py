@@ -1,6 +1,7 @@
 """Every chapter runs where a reader opens it: downloaded from the built site, executed in a fresh
 virtual environment that holds only the wheel of this repository (``pip wheel .``) and the
-chapters' dependencies (the ``chapters`` extra, at the versions of requirements-lock.txt) -- not
+chapters' dependencies (the ``chapters`` and ``distributed`` extras, at the versions of
+requirements-lock.txt) -- not
 the project's checkout. The run happens in an empty temporary folder, so nothing of the
 repository is importable except what the wheel installed.
 """
@@ -38,7 +39,7 @@ def reader_python(tmp_path_factory) -> Path:
     venv.create(tmp / "venv", with_pip=True)
     python = tmp / "venv" / "bin" / "python"
     subprocess.run([python, "-m", "pip", "install", "--quiet", "--constraint", ROOT / "requirements-lock.txt",
-                    f"emlib-book[chapters] @ {wheel.as_uri()}", "nbclient"], check=True, cwd=tmp)
+                    f"emlib-book[chapters,distributed] @ {wheel.as_uri()}", "nbclient"], check=True, cwd=tmp)
     where = subprocess.run([python, "-c", "import emlib; print(emlib.__file__)"], check=True, cwd=tmp,
                            capture_output=True, text=True).stdout.strip()
     assert Path(where).is_relative_to(tmp / "venv"), f"emlib imported from {where}, not from the wheel"
