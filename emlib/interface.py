@@ -92,7 +92,7 @@ class FitResult(Protocol):
 
     ``objective`` is the trace under its own name: ``log_likelihood`` for :class:`emlib.EMResult`,
     ``classification_log_likelihood`` for classification EM, ``prequential_log_likelihood`` for
-    online EM, ``elbo`` for CAVI.
+    online EM, ``elbo`` for CAVI and variational EM.
     """
 
     params: Any

@@ -144,6 +144,22 @@ def _gm_setup():
     return model, X, model.init_params(X, np.random.default_rng(0))
 
 
+def _lri_setup():
+    """A small grouped binary data set for the drivers that sample latent variables by MCMC."""
+    model = emlib.LogisticRandomIntercept()
+    rng = np.random.default_rng(0)
+    X, _ = model.sample(emlib.LogisticRandomInterceptParams(-0.5, 1.5), rng.integers(2, 6, size=20), rng)
+    return model, X, emlib.LogisticRandomInterceptParams(0.0, 1.0)
+
+
+def _bf_setup():
+    model = emlib.BinaryFactors(2)
+    rng = np.random.default_rng(0)
+    truth = emlib.BinaryFactorsParams([0.4, 0.5], np.zeros(3), rng.normal(size=(2, 3)), 0.5)
+    X, _ = model.sample(truth, 40, rng)
+    return model, X, model.init_params(X, np.random.default_rng(1))
+
+
 def _drivers():
     """(name, call(**overrides)) for every public driver, with valid defaults."""
     model, X, init = _gm_setup()
@@ -151,7 +167,13 @@ def _drivers():
     obj = emlib.gradient.MixtureObjective(model, X)
     eta = obj.to_vector(init)
     rng = np.random.default_rng(0)
+    lri, X_lri, init_lri = _lri_setup()
+    bf, X_bf, init_bf = _bf_setup()
     return {
+        "saem": lambda **kw: emlib.saem(lri, X_lri, init_lri, **{"rng": rng, "max_iter": 2, **kw}),
+        "ascent_mcem": lambda **kw: emlib.ascent_mcem(lri, X_lri, init_lri,
+                                                      **{"rng": rng, "max_iter": 2, "n_samples": 20, **kw}),
+        "variational_em": lambda **kw: emlib.variational_em(bf, X_bf, init_bf, **{"max_iter": 2, **kw}),
         "em": lambda **kw: emlib.em(model, X, init, **{"max_iter": 2, **kw}),
         "gem": lambda **kw: emlib.gem(model, X, init, **{"max_iter": 2, **kw}),
         "cem": lambda **kw: emlib.cem(model, X, init, **{"max_iter": 2, **kw}),
@@ -174,6 +196,9 @@ KEYWORDS = {
     "squarem": ["max_iter", "tol", "safeguard"], "aitken_em": ["max_iter", "tol", "safeguard"],
     "online_em": ["alpha", "t0", "n_warmup", "max_batches", "step_size"],
     "cavi": ["max_iter", "tol", "rng"],
+    "saem": ["max_iter", "tol", "step_sizes", "burn_in", "n_mcmc_steps", "rng"],
+    "ascent_mcem": ["max_iter", "tol", "n_samples", "augment", "max_samples", "ascent_error", "rng"],
+    "variational_em": ["max_iter", "tol", "max_sweeps", "sweep_tol"],
     "gradient_ascent": ["max_iter", "tol", "step", "c", "shrink", "grow", "max_backtracks", "line_search"],
     "newton_ascent": ["max_iter", "tol", "min_curvature", "safeguarded"],
     "lbfgs_ascent": ["max_iter", "tol", "memory"],
@@ -255,7 +280,8 @@ def test_every_result_names_its_objective(driver):
     """Results whose trace is not log p(X | theta) are not EMResults and say what they hold."""
     result = _drivers()[driver]()
     assert isinstance(result, emlib.interface.FitResult)
-    names = {"cem": "classification_log_likelihood", "online_em": "prequential_log_likelihood", "cavi": "elbo"}
+    names = {"cem": "classification_log_likelihood", "online_em": "prequential_log_likelihood", "cavi": "elbo",
+             "variational_em": "elbo"}
     name = names.get(driver, "log_likelihood")
     assert result.objective is getattr(result, name)
     assert isinstance(result, emlib.EMResult) == (driver not in names)
@@ -263,11 +289,13 @@ def test_every_result_names_its_objective(driver):
 
 DOCUMENTED_DEFAULTS = {   # driver: (max_iter, tol), each explained in the driver's docstring
     "cem": (1000, 0.0), "stochastic_em": (500, 0.0), "mcem": (200, 1e-8), "newton_ascent": (100, 1e-10),
+    "saem": (500, 0.0), "ascent_mcem": (100, 1e-3),
 }
 
 
 def test_max_iter_and_tol_defaults_agree_unless_documented():
     functions = {"em": emlib.em, "gem": emlib.gem, "cem": emlib.cem, "stochastic_em": emlib.stochastic_em,
+                 "saem": emlib.saem, "ascent_mcem": emlib.ascent_mcem, "variational_em": emlib.variational_em,
                  "mcem": emlib.mcem, "squarem": emlib.squarem, "aitken_em": emlib.aitken_em, "cavi": emlib.cavi,
                  "gradient_ascent": emlib.gradient.gradient_ascent,
                  "newton_ascent": emlib.gradient.newton_ascent, "lbfgs_ascent": emlib.gradient.lbfgs_ascent}
@@ -282,7 +310,7 @@ def test_max_iter_and_tol_defaults_agree_unless_documented():
 
 
 def test_rng_is_required_wherever_randomness_is_used():
-    for function in (emlib.stochastic_em, emlib.mcem):
+    for function in (emlib.stochastic_em, emlib.mcem, emlib.saem, emlib.ascent_mcem):
         assert inspect.signature(function).parameters["rng"].default is inspect.Parameter.empty
     for model in (emlib.GaussianMixture(2), emlib.PoissonMixture(2), emlib.GeneticLinkage(), emlib.NormalWithMissing()):
         assert inspect.signature(model.init_params).parameters["rng"].default is inspect.Parameter.empty
@@ -296,7 +324,9 @@ def test_callbacks_receive_t_params_and_objective_everywhere(driver):
     seen = []
     result = _drivers()[driver](callback=lambda t, params, objective: seen.append((t, params, objective)))
     assert [t for t, _, _ in seen] == list(range(1, len(seen) + 1))
-    kind = emlib.VariationalPosterior if driver == "cavi" else emlib.GaussianMixtureParams
+    kind = {"cavi": emlib.VariationalPosterior, "saem": emlib.LogisticRandomInterceptParams,
+            "ascent_mcem": emlib.LogisticRandomInterceptParams,
+            "variational_em": emlib.BinaryFactorsParams}.get(driver, emlib.GaussianMixtureParams)
     assert all(isinstance(p, kind) for _, p, _ in seen)
     # the objective passed is the trace's entry for that iterate (online EM: the score of batch t)
     offset = 1 if driver == "online_em" else 0

@@ -35,10 +35,9 @@ from typing import Any, Callable
 import numpy as np
 from scipy.stats import norm
 
-from .._validation import check_generator
+from .._validation import check_callable, check_generator, check_integer
 from ..em import ConvergenceMonitor, EMResult
 from ..mcmc import batch_means_variance, draw_latent
-from .._validation import check_integer
 from .stochastic import _fields_of
 
 #: The fewest draws of one M-step: batch means need four batches of four.
@@ -117,7 +116,9 @@ def ascent_mcem(model, X, init, *, rng: np.random.Generator, n_samples: int = 10
         size, and of the stopping rule.
     tol : float
         >= 0, the stopping threshold on the increase of Q (in units of the log-likelihood);
-        0 never stops early.
+        0 never stops early. The default 1e-3 differs from :func:`emlib.em`'s on purpose: it is an
+        absolute threshold on a Monte Carlo estimate, tested against its standard error, not a
+        relative change of an exact trace.
     augment : int
         >= 1; a rejected step adds ceil(m / augment) draws.
     mcmc_burn_in : int
@@ -126,7 +127,8 @@ def ascent_mcem(model, X, init, *, rng: np.random.Generator, n_samples: int = 10
     max_samples : int
         The largest m_t; a step still undetected at this size is accepted.
     max_iter : int
-        At most this many iterations (accepted M-steps).
+        At most this many iterations (accepted M-steps); 100 by default, because every iteration
+        may add draws until its ascent is detected.
     callback : callable ``(t, params_t, loglik_t)``, optional
 
     Returns
@@ -134,6 +136,7 @@ def ascent_mcem(model, X, init, *, rng: np.random.Generator, n_samples: int = 10
     AscentMCEMResult
     """
     rng = check_generator(rng)
+    check_callable(callback, "callback")
     monitor = ConvergenceMonitor(max_iter, 0.0)  # records ell and refuses NaN; the rule is ours
     if standard_error not in ("batch_means", "iid"):
         raise ValueError(f"standard_error must be 'batch_means' or 'iid'; got {standard_error!r}.")

@@ -27,10 +27,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .._validation import check_generator
+from .._validation import check_callable, check_generator, check_integer, check_number
 from ..em import ConvergenceMonitor, EMResult
 from ..mcmc import draw_latent
-from .._validation import check_integer
 from .online import _step_sizes
 from .stochastic import _fields_of
 
@@ -105,7 +104,8 @@ def saem(model, X, init, *, rng: np.random.Generator, step_sizes: float | Callab
     max_iter : int
         At most this many iterations.
     tol : float
-        0 (default) runs exactly ``max_iter`` iterations. A positive value applies the rule of
+        0 (default, on purpose: a sampled path never settles, so a relative-change rule would stop
+        it by chance) runs exactly ``max_iter`` iterations. A positive value applies the rule of
         :class:`emlib.ConvergenceMonitor` to log p(X | theta_t); with decreasing steps its change
         shrinks like gamma_t, so the rule fires eventually, which says the steps are small, not
         that theta_t is close to the maximum.
@@ -122,11 +122,16 @@ def saem(model, X, init, *, rng: np.random.Generator, step_sizes: float | Callab
         For bad arguments, or from the model (e.g. an M-step outside the parameter space).
     """
     rng = check_generator(rng)
+    check_callable(callback, "callback")
     monitor = ConvergenceMonitor(max_iter, tol)
     if callable(step_sizes):
         gamma = _step_sizes(None, None, step_sizes)  # validates each gamma in (0, 1]
     else:
-        gamma = _step_sizes(step_sizes, 0.0, None)  # validates 1/2 < alpha <= 1
+        alpha = check_number(step_sizes, "step_sizes")
+        if not 0.5 < alpha <= 1:
+            raise ValueError("step_sizes must be a callable t -> gamma_t or an exponent alpha with "
+                             f"1/2 < alpha <= 1 (gamma_t = t**-alpha: the Robbins-Monro conditions); got {alpha!r}.")
+        gamma = _step_sizes(alpha, 0.0, None)
     burn_in = check_integer(burn_in, "burn_in", minimum=0)
     n_mcmc_steps = check_integer(n_mcmc_steps, "n_mcmc_steps", minimum=1)
     X = model.check_data(X)

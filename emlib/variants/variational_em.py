@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .._validation import check_callable, check_integer, check_number
 from ..em import ConvergenceMonitor
 
 _PIECES = ("mean_field_init", "mean_field_sweep", "mean_field_stats", "mean_field_elbo", "m_step")
@@ -65,6 +66,11 @@ class VariationalEMResult:
     converged: bool
     q: np.ndarray
     n_sweeps: np.ndarray
+
+    @property
+    def objective(self) -> np.ndarray:
+        """The trace under its own name, :attr:`elbo` (see :class:`emlib.interface.FitResult`)."""
+        return self.elbo
 
 
 def _check_increase(previous: float, value: float, what: str) -> None:
@@ -130,10 +136,9 @@ def variational_em(model, X, init, *, max_iter: int = 1000, tol: float = 1e-8, m
     if missing:
         raise ValueError(f"{type(model).__name__} does not supply the mean-field pieces {missing} that "
                          "variational EM needs; for a model with a tractable posterior use emlib.em.")
-    if isinstance(max_sweeps, bool) or not isinstance(max_sweeps, (int, np.integer)) or max_sweeps < 1:
-        raise ValueError(f"max_sweeps must be a positive integer; got {max_sweeps!r}.")
-    if not np.isfinite(sweep_tol) or sweep_tol < 0:
-        raise ValueError(f"sweep_tol must be a non-negative number; got {sweep_tol!r}.")
+    max_sweeps = check_integer(max_sweeps, "max_sweeps", minimum=1)
+    sweep_tol = check_number(sweep_tol, "sweep_tol", minimum=0.0)
+    check_callable(callback, "callback")
     monitor = ConvergenceMonitor(max_iter, tol)
     X = model.check_data(X)
     params = model.check_params(init, X)
