@@ -14,7 +14,7 @@ import pytest
 import launch_cell
 from book_sources import (ROOT, chapters, code_cells, directives, exercises_index_markdown, figure_outputs,
                           glue_uses, glued_values, markdown_text, prose_names_assigned, prose_uses, prose_values,
-                          prose_without_code_and_math, results_index_markdown, title)
+                          prose_without_code_and_math, results_index_markdown)
 from myst_nb.core.variables import format_plain_text
 
 CHAPTERS = chapters()

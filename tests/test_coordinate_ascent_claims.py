@@ -6,7 +6,7 @@ chapter's propositions, theorems and equations.
 
 import numpy as np
 import pytest
-from scipy.optimize import brentq, minimize_scalar
+from scipy.optimize import brentq
 from scipy.special import expit, logsumexp
 
 import emlib

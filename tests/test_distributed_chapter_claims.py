@@ -127,7 +127,8 @@ def test_the_statistics_sent_per_block_do_not_depend_on_n(K, D):
                                         np.repeat(np.eye(D)[None], K, axis=0))
     sizes = {sum(f.nbytes for f in _stats_fields(model.e_step(rng.normal(size=(n, D)), theta)[0]))
              for n in (10, 1000, 100_000)}
-    assert sizes == {8 * K * (1 + D + D * D)}              # K(1 + D + D^2) numbers
+    # K(1 + D + D^2) numbers, and the D of the reference point the moments are taken about
+    assert sizes == {8 * (K * (1 + D + D * D) + D)}
     assert emlib.flatten_params(theta).size == K * (1 + D + D * D)   # and theta as many
 
 

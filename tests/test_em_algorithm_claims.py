@@ -7,11 +7,10 @@ of tests/theory_cases.py.
 
 import numpy as np
 import pytest
-from scipy.special import expit
 
 import emlib
 from emlib import bounds
-from theory_cases import IDENTITY_RTOL, case, perturbed, random_q
+from theory_cases import IDENTITY_RTOL, case, perturbed, random_q  # noqa: F401 (fixtures)
 
 
 def em_step(model, X, theta):

@@ -4,7 +4,6 @@ Small cases are checked against brute force over all K^T hidden paths; the state
 Nile fit, the starts and the exercises are recomputed here as the chapter computes them.
 """
 import itertools
-import math
 
 import numpy as np
 import pytest
@@ -336,7 +335,6 @@ def test_exercise_viterbi_training_on_the_nile(nile_fits):
     segment = FLOW[path == high, 0]
     assert params.means[high, 0] == pytest.approx(segment.mean(), rel=1e-12)   # averages of segments
     bw = max(fits, key=lambda f: f.log_likelihood[-1]).params
-    bw_high = int(np.argmax(bw.means[:, 0]))
     gap_hard = abs(params.means[0, 0] - params.means[1, 0])
     gap_bw = abs(bw.means[0, 0] - bw.means[1, 0])
     assert gap_hard > gap_bw                                     # means further apart

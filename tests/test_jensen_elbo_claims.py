@@ -12,7 +12,7 @@ from scipy.stats import norm
 
 import emlib
 from emlib import bounds
-from theory_cases import IDENTITY_RTOL, case, perturbed, random_q
+from theory_cases import IDENTITY_RTOL, case, perturbed, random_q  # noqa: F401 (fixtures)
 
 
 def test_log_is_below_its_tangent_with_equality_only_at_the_touching_point():

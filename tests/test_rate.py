@@ -1,5 +1,4 @@
 """emlib.rate: the EM map and its Jacobian by central differences."""
-import numpy as np
 import pytest
 
 import emlib

@@ -11,13 +11,13 @@ import itertools
 
 import numpy as np
 import pytest
-from scipy.optimize import brentq, minimize_scalar
-from scipy.special import expit, logsumexp
+from scipy.optimize import minimize_scalar
+from scipy.special import logsumexp
 from scipy.stats import norm
 
 import emlib
 from emlib import monte_carlo as mc
-from emlib.bounds import elbo, expected_complete_loglik, kl_to_posterior
+from emlib.bounds import expected_complete_loglik, kl_to_posterior
 from theory_cases import dirichlet_rows
 
 

@@ -843,7 +843,7 @@ class GaussianMixture:
         """
         X = self.check_data(X)
         rng = check_generator(rng)
-        K, (N, D) = self.n_components, X.shape
+        K, D = self.n_components, X.shape[1]
         means = self.fixed.get("means")
         if means is None:
             means = kmeans_plus_plus(X, K, rng)

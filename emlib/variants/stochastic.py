@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .._validation import check_generator, check_integer, check_number, check_probability_rows
+from .._validation import check_generator, check_number, check_probability_rows
 from ..em import TOL, ConvergenceMonitor, EMResult, check_driver_arguments
 from ..interface import check_discrete_latent
 from ..params import flatten_params, unflatten_params

@@ -21,7 +21,7 @@ from urllib.parse import unquote, urldefrag, urlparse
 
 import pytest
 
-from .conftest import BUILD, require, require_tool
+from .conftest import BUILD, require_tool
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed: pip install -e '.[test]'")
 

@@ -16,7 +16,6 @@ import sys
 import time
 import urllib.request
 from ast import literal_eval
-from pathlib import Path
 
 import pytest
 

@@ -2,14 +2,10 @@
 same number: an instructor who assigns "Exercise 3.2" means the same problem in all of them."""
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
-import pytest
-
 from book_sources import RESULT_KINDS, chapters, numbered_blocks
-from .conftest import BUILD, require
 from .test_pdf import normalize, pdf_text  # noqa: F401  (the PDF text fixture)
 
 NUMBERED = re.compile(r"^(Definition|Theorem|Lemma|Corollary|Proposition|Algorithm|Remark|Example|Exercise)"
@@ -41,13 +37,6 @@ def html_equation_numbers(html_dir: Path) -> list[str]:
         soup = BeautifulSoup(html.read_text(), "html.parser")
         numbers += [e.get_text().strip("#").strip() for e in soup.select("span.eqno")]
     return numbers
-
-
-@pytest.fixture(scope="module")
-def html_dir() -> Path:
-    html = Path(os.environ.get("EMBOOK_HTML_DIR", BUILD / "html"))
-    require((html / "index.html").exists(), f"no built book at {html}: run `make book` first")
-    return html
 
 
 def test_the_indexes_number_every_block_as_the_html_does(html_dir):
