@@ -12,12 +12,14 @@ from .models import GaussianHMM, GaussianHMMParams, GaussianHMMPosterior, Gaussi
 from .models import NormalParams, NormalPosterior, NormalStats, NormalWithMissing
 from .variants.cavi import CAVIResult, cavi
 from .models import PoissonMixture, PoissonMixtureParams, PoissonMixtureStats
+from .models import MultivariateT, MultivariateTParams
 from .params import flatten_params, unflatten_params
 from .rate import em_map, em_map_jacobian
 from . import reporting
 from .variants._extrapolation import AcceleratedEMResult
 from .variants.aitken import aitken_em, aitken_limit
 from .variants.cem import cem
+from .variants.ecme import ecme
 from .variants.gem import gem
 from .variants.online import OnlineEMResult, online_em
 from .variants.squarem import squarem
@@ -45,6 +47,8 @@ __all__ = [
     "GeneticLinkageParams",
     "GeneticLinkageStats",
     "MonteCarloEMResult",
+    "MultivariateT",
+    "MultivariateTParams",
     "NormalParams",
     "NormalPosterior",
     "NormalStats",
@@ -58,6 +62,7 @@ __all__ = [
     "aitken_limit",
     "bounds",
     "cem",
+    "ecme",
     "datasets",
     "em",
     "em_map",

@@ -11,4 +11,5 @@ from .bayesian_gaussian_mixture import BayesianGaussianMixture, VariationalPoste
 from .genetic_linkage import GeneticLinkage, GeneticLinkageParams, GeneticLinkageStats
 from .normal_missing import NormalParams, NormalPosterior, NormalStats, NormalWithMissing
 from .poisson_mixture import PoissonMixture, PoissonMixtureParams, PoissonMixtureStats
+from .student_t import MultivariateT, MultivariateTParams, MultivariateTPosterior, MultivariateTStats
 from .hmm import GaussianHMM, GaussianHMMParams, GaussianHMMPosterior, GaussianHMMStats
