@@ -360,15 +360,17 @@ class MultivariateT:
         grid[0], grid[-1] = DOF_MIN, DOF_MAX
         values = _loglik_given_delta(delta, half_log_det, D, grid)
         best = int(np.argmax(values))
-        candidates = [grid[best], params.dof]
         slope = lambda v: _dof_loglik_derivative(delta, D, v)   # noqa: E731
         lo, hi = grid[max(best - 1, 0)], grid[min(best + 1, _GRID - 1)]
-        for a, b in ((lo, grid[best]), (grid[best], hi)):
-            if a < b and slope(a) > 0 > slope(b):
-                candidates.append(float(np.exp(brentq(lambda u: slope(np.exp(u)), np.log(a), np.log(b),
-                                                       xtol=_XTOL))))
+        roots = [float(np.exp(brentq(lambda u: slope(np.exp(u)), np.log(a), np.log(b), xtol=_XTOL)))
+                 for a, b in ((lo, grid[best]), (grid[best], hi)) if a < b and slope(a) > 0 > slope(b)]
+        candidates = roots + [grid[best], params.dof]
         values = _loglik_given_delta(delta, half_log_det, D, np.array(candidates))
-        return MultivariateTParams(params.mean, params.scale, float(candidates[int(np.argmax(values))]))
+        # Near the maximum the values differ by rounding only; then the root of d l / d nu, the
+        # exact maximizer, is preferred to the current nu (else the iteration would stall there).
+        rounding = 1e-12 * max(abs(float(values.max())), 1.0)
+        pick = 0 if roots and values[0] >= values.max() - rounding else int(np.argmax(values))
+        return MultivariateTParams(params.mean, params.scale, float(candidates[pick]))
 
     def loglik_dof_derivative(self, X, params: MultivariateTParams) -> float:
         """d log p(X | theta) / d nu at theta (equation ``generalized_em-t-dof-loglik``)."""
