@@ -13,6 +13,7 @@ from .models import BinaryFactors, BinaryFactorsParams, BinaryFactorsStats
 from .models import GeneticLinkage, GeneticLinkageParams, GeneticLinkageStats
 from .models import GaussianHMM, GaussianHMMParams, GaussianHMMPosterior, GaussianHMMStats
 from .models import LogisticRandomIntercept, LogisticRandomInterceptParams, LogisticRandomInterceptStats
+from .models import MultivariateT, MultivariateTParams
 from .models import NormalParams, NormalPosterior, NormalStats, NormalWithMissing
 from .models import PoissonMixture, PoissonMixtureParams, PoissonMixtureStats
 from .models.map_gaussian_mixture import MAPGaussianMixture
@@ -20,7 +21,7 @@ from .params import flatten_params, unflatten_params
 from .rate import em_map, em_map_jacobian
 from .variants import (AcceleratedEMResult, AscentMCEMResult, CAVIResult, CEMResult, MonteCarloEMResult,
                        OnlineEMResult, SAEMResult, StochasticEMResult, VariationalEMResult, aitken_em,
-                       aitken_limit, ascent_mcem, cavi, cem, gem, mcem, online_em, saem, squarem, stochastic_em,
+                       aitken_limit, ascent_mcem, cavi, cem, ecme, gem, mcem, online_em, saem, squarem, stochastic_em,
                        variational_em)
 
 __version__ = "0.1.0"
@@ -53,6 +54,8 @@ __all__ = [
     "LogisticRandomInterceptStats",
     "MAPGaussianMixture",
     "MonteCarloEMResult",
+    "MultivariateT",
+    "MultivariateTParams",
     "NormalParams",
     "NormalPosterior",
     "NormalStats",
@@ -72,6 +75,7 @@ __all__ = [
     "cavi",
     "cem",
     "datasets",
+    "ecme",
     "em",
     "em_map",
     "em_map_jacobian",

@@ -24,18 +24,6 @@ ids = [p.stem for p in CHAPTERS]
 # that hold on every machine"). A listed chapter must still fail the check (strict xfail), so an
 # entry is removed as soon as its chapter is fixed; the list must end empty.
 PENDING: dict[str, set[str]] = {
-    "glued_values": {
-        "classification_em", "generalized_em", "stochastic_em",
-    },
-    "unused_glue": {
-        "stochastic_em",
-    },
-    "hidden_glue": {
-        "classification_em", "generalized_em", "stochastic_em",
-    },
-    "code_lines": {
-        "classification_em", "generalized_em", "stochastic_em",
-    },
 }
 
 

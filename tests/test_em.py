@@ -160,6 +160,13 @@ def _bf_setup():
     return model, X, model.init_params(X, np.random.default_rng(1))
 
 
+def _t_setup():
+    model = emlib.MultivariateT()
+    rng = np.random.default_rng(0)
+    X = rng.standard_t(4, size=(60, 2))
+    return model, X, model.init_params(X, np.random.default_rng(1))
+
+
 def _drivers():
     """(name, call(**overrides)) for every public driver, with valid defaults."""
     model, X, init = _gm_setup()
@@ -169,7 +176,10 @@ def _drivers():
     rng = np.random.default_rng(0)
     lri, X_lri, init_lri = _lri_setup()
     bf, X_bf, init_bf = _bf_setup()
+    t_model, X_t, init_t = _t_setup()
     return {
+        "ecme": lambda **kw: emlib.ecme(t_model, X_t, init_t,
+                                        **{"loglik_steps": t_model.dof_loglik_step, "max_iter": 2, **kw}),
         "saem": lambda **kw: emlib.saem(lri, X_lri, init_lri, **{"rng": rng, "max_iter": 2, **kw}),
         "ascent_mcem": lambda **kw: emlib.ascent_mcem(lri, X_lri, init_lri,
                                                       **{"rng": rng, "max_iter": 2, "n_samples": 20, **kw}),
@@ -199,6 +209,7 @@ KEYWORDS = {
     "saem": ["max_iter", "tol", "step_sizes", "burn_in", "n_mcmc_steps", "rng"],
     "ascent_mcem": ["max_iter", "tol", "n_samples", "augment", "max_samples", "ascent_error", "rng"],
     "variational_em": ["max_iter", "tol", "max_sweeps", "sweep_tol"],
+    "ecme": ["max_iter", "tol", "check", "loglik_steps", "q_steps"],
     "gradient_ascent": ["max_iter", "tol", "step", "c", "shrink", "grow", "max_backtracks", "line_search"],
     "newton_ascent": ["max_iter", "tol", "min_curvature", "safeguarded"],
     "lbfgs_ascent": ["max_iter", "tol", "memory"],
@@ -296,6 +307,7 @@ DOCUMENTED_DEFAULTS = {   # driver: (max_iter, tol), each explained in the drive
 def test_max_iter_and_tol_defaults_agree_unless_documented():
     functions = {"em": emlib.em, "gem": emlib.gem, "cem": emlib.cem, "stochastic_em": emlib.stochastic_em,
                  "saem": emlib.saem, "ascent_mcem": emlib.ascent_mcem, "variational_em": emlib.variational_em,
+                 "ecme": emlib.ecme,
                  "mcem": emlib.mcem, "squarem": emlib.squarem, "aitken_em": emlib.aitken_em, "cavi": emlib.cavi,
                  "gradient_ascent": emlib.gradient.gradient_ascent,
                  "newton_ascent": emlib.gradient.newton_ascent, "lbfgs_ascent": emlib.gradient.lbfgs_ascent}
@@ -326,7 +338,8 @@ def test_callbacks_receive_t_params_and_objective_everywhere(driver):
     assert [t for t, _, _ in seen] == list(range(1, len(seen) + 1))
     kind = {"cavi": emlib.VariationalPosterior, "saem": emlib.LogisticRandomInterceptParams,
             "ascent_mcem": emlib.LogisticRandomInterceptParams,
-            "variational_em": emlib.BinaryFactorsParams}.get(driver, emlib.GaussianMixtureParams)
+            "variational_em": emlib.BinaryFactorsParams,
+            "ecme": emlib.MultivariateTParams}.get(driver, emlib.GaussianMixtureParams)
     assert all(isinstance(p, kind) for _, p, _ in seen)
     # the objective passed is the trace's entry for that iterate (online EM: the score of batch t)
     offset = 1 if driver == "online_em" else 0

@@ -14,4 +14,5 @@ from .logistic_random_intercept import (
 )
 from .normal_missing import NormalParams, NormalPosterior, NormalStats, NormalWithMissing
 from .poisson_mixture import PoissonMixture, PoissonMixtureParams, PoissonMixtureStats
+from .student_t import MultivariateT, MultivariateTParams, MultivariateTPosterior, MultivariateTStats
 from .hmm import GaussianHMM, GaussianHMMParams, GaussianHMMPosterior, GaussianHMMStats

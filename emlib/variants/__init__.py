@@ -3,7 +3,7 @@
 Every name here is a driver function (or a helper, or a result type), so that
 ``from emlib.variants import cem; cem(model, X, init)`` works like ``emlib.cem``. The modules
 that hold them stay importable by their paths (``from emlib.variants.gem import
-linear_means_cm_steps``): ``cavi``, ``cem``, ``gem``, ``saem`` and ``squarem`` name both a module
+linear_means_cm_steps``): ``cavi``, ``cem``, ``ecme``, ``gem``, ``saem`` and ``squarem`` name both a module
 and its driver, and the package attribute is the driver.
 """
 from ._extrapolation import AcceleratedEMResult
@@ -11,6 +11,7 @@ from .aitken import aitken_em, aitken_limit
 from .ascent_mcem import AscentMCEMResult, ascent_mcem
 from .cavi import CAVIResult, cavi
 from .cem import CEMResult, cem
+from .ecme import ecme
 from .gem import gem
 from .online import OnlineEMResult, online_em
 from .saem import SAEMResult, saem
@@ -20,5 +21,5 @@ from .variational_em import VariationalEMResult, variational_em
 
 __all__ = ["AcceleratedEMResult", "AscentMCEMResult", "CAVIResult", "CEMResult", "MonteCarloEMResult",
            "OnlineEMResult", "SAEMResult", "StochasticEMResult", "VariationalEMResult", "aitken_em",
-           "aitken_limit", "ascent_mcem", "cavi", "cem", "gem", "mcem", "online_em", "saem",
+           "aitken_limit", "ascent_mcem", "cavi", "cem", "ecme", "gem", "mcem", "online_em", "saem",
            "sample_frequencies", "squarem", "stochastic_em", "variational_em"]

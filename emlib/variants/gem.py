@@ -50,7 +50,7 @@ Step = Callable[[Any, Any], Any]
 
 
 # ---------------------------------------------------------------------------------- the driver
-def _as_steps(m_step) -> tuple[Step, ...] | None:
+def _as_steps(m_step, name: str = "m_step") -> tuple[Step, ...] | None:
     """The steps of ``m_step`` as a tuple, or None for the model's own M-step."""
     if m_step is None:
         return None
@@ -59,7 +59,7 @@ def _as_steps(m_step) -> tuple[Step, ...] | None:
     if isinstance(m_step, (list, tuple)) and len(m_step) > 0 and all(callable(s) for s in m_step):
         return tuple(m_step)
     raise ValueError(
-        "m_step must be None (the model's exact M-step), a callable step(stats, params) -> params, "
+        f"{name} must be None (the model's exact M-step), a callable step(stats, params) -> params, "
         f"or a non-empty list of such callables (the CM-steps of ECM); got {m_step!r}."
     )
 

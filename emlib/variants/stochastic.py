@@ -57,10 +57,13 @@ class StochasticEMResult(EMResult):
         estimate. None when the chain stopped before passing ``burn_in``.
     burn_in : int
         The number of initial states left out of ``params_mean``.
+    n_redraws : int
+        How many S-steps the small-class safeguard rejected and drew again (0 without it).
     """
 
     params_mean: Any
     burn_in: int
+    n_redraws: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,7 @@ def sample_frequencies(q, n_samples: int, rng: np.random.Generator) -> np.ndarra
 
 
 def stochastic_em(model, X, init, *, rng: np.random.Generator, max_iter: int = 500, tol: float = 0.0,
-                  burn_in: int | None = None,
+                  burn_in: int | None = None, min_count: int = 0,
                   callback: Callable[[int, Any, float], None] | None = None) -> StochasticEMResult:
     """Stochastic EM (SEM): an M-step on the statistics of one sampled assignment per point.
 
@@ -154,6 +157,15 @@ def stochastic_em(model, X, init, *, rng: np.random.Generator, max_iter: int = 5
     burn_in : int, optional
         States theta_1, ..., theta_burn_in are left out of ``params_mean``. Default
         ``max_iter // 2``. Must be smaller than ``max_iter`` (when ``max_iter > 0``).
+    min_count : int
+        The small-class safeguard (0, the default, switches it off). Celeux and Diebolt (1985)
+        keep every class of the S-step above a minimum size; here an S-step in which some
+        component draws fewer than ``min_count`` points is rejected and drawn again, at most
+        ``MAX_REDRAWS`` times. The accepted assignment is thus a draw from p(z | x, theta_t)
+        conditioned on every class holding at least ``min_count`` points (a different Markov
+        chain, whose stationary distribution is not exactly that of plain SEM). For a
+        D-dimensional Gaussian mixture with ``reg_covar=0``, ``min_count = D + 1`` keeps every
+        covariance estimable. ``result.n_redraws`` counts the rejected draws.
     callback : callable ``(t, params_t, loglik_t)``, optional
         Called after every M-step, as in :func:`emlib.em`.
 
@@ -166,7 +178,8 @@ def stochastic_em(model, X, init, *, rng: np.random.Generator, max_iter: int = 5
     ------
     ValueError
         For bad arguments, or from the model when a component drew no point (its M-step is
-        undefined); start closer to a solution or use fewer components.
+        undefined; use ``min_count``, start closer to a solution or use fewer components), or
+        when the safeguard found no acceptable draw in ``MAX_REDRAWS`` tries.
     """
     rng = check_generator(rng)
     monitor = ConvergenceMonitor(max_iter, tol, objective="log-likelihood")
@@ -182,10 +195,13 @@ def stochastic_em(model, X, init, *, rng: np.random.Generator, max_iter: int = 5
         if t > burn_in:
             average.add(params)
 
+    safeguard = _SmallClassSafeguard(min_count)
+    draw = safeguard if safeguard.min_count else sample_frequencies
     params, _ = _sampling_em_loop(model, X, init, rng, monitor, lambda t: 1, callback, observe,
-                                  driver="stochastic_em")
+                                  driver="stochastic_em", draw=draw)
     base = monitor.result(params)
-    return StochasticEMResult(**_fields_of(base), params_mean=average.value(), burn_in=int(burn_in))
+    return StochasticEMResult(**_fields_of(base), params_mean=average.value(), burn_in=int(burn_in),
+                              n_redraws=safeguard.n_redraws)
 
 
 def mcem(model, X, init, *, rng: np.random.Generator, n_samples: int | Callable[[int], int] = 10,
@@ -265,7 +281,8 @@ def geometric_schedule(n_samples: int, growth: float) -> Callable[[int], int]:
 
 
 # ---------------------------------------------------------------------- shared pieces
-def _sampling_em_loop(model, X, init, rng, monitor, schedule, callback, observe, *, driver: str):
+def _sampling_em_loop(model, X, init, rng, monitor, schedule, callback, observe, *, driver: str,
+                      draw=sample_frequencies):
     """The loop both drivers share: posterior, sample frequencies, statistics, M-step."""
     check_driver_arguments(model, callback, driver=driver,
                            methods=("check_data", "check_params", "posterior", "expected_stats", "m_step",
@@ -280,7 +297,7 @@ def _sampling_em_loop(model, X, init, rng, monitor, schedule, callback, observe,
             t = monitor.n_iter + 1
             m = _check_n_samples(schedule(t), where=f"the schedule at t = {t}")
             q = model.posterior(X, params)
-            stats = model.expected_stats(X, sample_frequencies(q, m, rng))
+            stats = model.expected_stats(X, draw(q, m, rng))
             params = model.m_step(stats)
             loglik = model.log_likelihood(X, params)
             monitor.record(loglik)
@@ -321,3 +338,33 @@ class _RunningMean:
 
     def value(self):
         return None if self.count == 0 else unflatten_params(self.template, self.mean)
+
+
+#: At most this many S-steps are drawn in one iteration by the small-class safeguard.
+MAX_REDRAWS = 1000
+
+
+class _SmallClassSafeguard:
+    """The S-step of :func:`stochastic_em` with ``min_count``: redraw until every class is big enough."""
+
+    def __init__(self, min_count):
+        if isinstance(min_count, (bool, np.bool_)) or not isinstance(min_count, (int, np.integer)) \
+                or min_count < 0:
+            raise ValueError(f"min_count must be a non-negative integer (0 switches the safeguard off); "
+                             f"got {min_count!r}.")
+        self.min_count = int(min_count)
+        self.n_redraws = 0
+
+    def __call__(self, q, m, rng):
+        N, K = np.shape(q)
+        if self.min_count * K > N:
+            raise ValueError(f"min_count = {self.min_count} is impossible: {K} classes of at least "
+                             f"{self.min_count} points need more than the {N} points there are.")
+        for _ in range(MAX_REDRAWS):
+            f = sample_frequencies(q, m, rng)
+            if np.all(f.sum(axis=0) >= self.min_count):
+                return f
+            self.n_redraws += 1
+        raise ValueError(f"no S-step in {MAX_REDRAWS} draws gave every class at least {self.min_count} "
+                         "points: some component has almost no responsibility left. Use fewer "
+                         "components or start closer to a solution.")
