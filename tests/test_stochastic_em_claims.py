@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import emlib
-from emlib.chains import batch_means, effective_sample_size
+from emlib.mcmc import batch_means, batch_means_effective_sample_size as effective_sample_size
 
 
 class WeightOnly:

@@ -1,4 +1,4 @@
-"""Tests of emlib.chains: batch-means standard errors and effective sample sizes.
+"""Tests of emlib.mcmc.batch_means and batch_means_effective_sample_size: batch-means standard errors and effective sample sizes.
 
 Checked against what is known exactly: independent draws (ESS close to T), an AR(1) chain
 (standard error sigma / sqrt(T (1 - rho)^2 / (1 - rho^2)) of its mean), and the arithmetic of
@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from emlib.chains import batch_means, effective_sample_size
+from emlib.mcmc import batch_means, batch_means_effective_sample_size as effective_sample_size
 
 
 def ar1(rho, T, rng, P=1):
