@@ -24,7 +24,7 @@ from .variants import (AcceleratedEMResult, AscentMCEMResult, CAVIResult, CEMRes
                        aitken_limit, ascent_mcem, cavi, cem, ecme, gem, mcem, online_em, saem, squarem, stochastic_em,
                        variational_em)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "AcceleratedEMResult",

@@ -83,3 +83,15 @@ def test_how_to_cite_and_citation_cff_cite_the_same_book():
     assert bib["note"] == pref["notes"]
     text = (ROOT / "book" / "how_to_cite.md").read_text()
     assert "a DOI where one exists" in text
+
+
+def test_the_edition_is_one_number_everywhere():
+    """emlib.__version__ is the edition: CITATION.cff, the How-to-cite entry and the changelog agree."""
+    import emlib
+
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    _, bib = bibtex_block()
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert cff["version"] == cff["preferred-citation"]["edition"] == bib["edition"] == emlib.__version__
+    assert re.search(rf"^## {re.escape(emlib.__version__)} \({cff['date-released']}\)$", changelog, re.M), \
+        "CHANGELOG.md has no section for this edition dated as CITATION.cff"
