@@ -3,8 +3,8 @@
 A chapter computes a number in a code cell (through ``emlib.reporting``, which checks its digits)
 and names it; the prose shows it with ``{eval}`name```. Three readers see the same value:
 
-- the built book: myst-nb evaluates the role while it executes the chapter (``execute_notebooks:
-  inline`` in ``_config.yml``);
+- the built book: this module, as a Sphinx extension, replaces each role by its stored value
+  before myst-nb parses the chapter (so the execution cache still applies);
 - JupyterLab with jupyterlab-myst: it evaluates the role in the live kernel when the markdown cell
   is run, and shows the value stored in the cell's ``user_expressions`` metadata before that;
 - the tests: the stored value of every role is compared with a fresh evaluation, in the ordinary
@@ -95,8 +95,11 @@ def setup(app):
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 
-def execute(path: Path, timeout: int = 1200) -> None:
-    """Execute a chapter in place, storing code outputs and the values of its prose roles."""
+def execute(path: Path, timeout: int = 1200, cwd: Path | None = None) -> None:
+    """Execute a chapter in place, storing code outputs and the values of its prose roles.
+
+    The kernel runs in ``cwd`` (default: the chapter's folder), as the book's build runs it.
+    """
     import nbformat
     from nbclient import NotebookClient
 
@@ -114,7 +117,7 @@ def execute(path: Path, timeout: int = 1200) -> None:
 
     nb = nbformat.read(path, as_version=4)
     ProseClient(nb, timeout=timeout, kernel_name="python3", allow_errors=False,
-                resources={"metadata": {"path": str(path.parent)}}).execute()
+                resources={"metadata": {"path": str(cwd or path.parent)}}).execute()
     nbformat.write(nb, path)
 
 

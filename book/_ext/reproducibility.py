@@ -6,13 +6,15 @@ that moves with those bits is a defect (README, "Outputs that hold on every mach
 module makes such environments on one machine:
 
 ``python book/_ext/reproducibility.py nbval [pytest args]``
-    Runs nbval under the *perturbed* environment (another OpenBLAS kernel, numpy's SIMD dispatch
-    restricted to the baseline, two BLAS threads), after checking and printing that each setting
-    took effect. ``make reproducible`` calls it; ``make test`` includes it.
+    Runs nbval under two *perturbed* environments (:func:`perturbed`: other OpenBLAS kernels,
+    numpy's SIMD dispatch restricted to the baseline in one of them, two BLAS threads), after
+    checking and printing that each setting took effect. ``make reproducible`` calls it;
+    ``make test`` includes it. nbval also compares the prose values (book/conftest.py).
 
 ``python book/_ext/reproducibility.py survey [chapter ...]``
-    Executes the chapters under every environment of :data:`SURVEY` and prints each code cell
-    whose outputs differ between environments (the raw text, so that a fragile digit shows
+    Executes the chapters (code and prose values) under every environment of
+    :func:`survey_environments` and prints each code cell, and the prose values, that differ
+    between environments (the raw text, so that a fragile digit shows
     before it fails someone else's run). An author runs it on a chapter before committing it.
 """
 from __future__ import annotations
@@ -50,20 +52,30 @@ def _probe(env: dict[str, str]) -> dict:
     return json.loads(out)
 
 
-def perturbed() -> dict[str, str]:
-    """Another numerical environment on this machine: generic BLAS kernel, baseline SIMD, 2 threads."""
+def perturbed() -> dict[str, dict[str, str]]:
+    """Two other numerical environments on this machine, each differing from the reference in
+    its BLAS kernel and its thread count (2):
+
+    - "generic": an older kernel and numpy's SIMD dispatch restricted to the baseline (on
+      x86-64 Sandybridge: AVX without FMA, so products round differently from every FMA kernel);
+    - "other kernel": another FMA kernel with numpy's full SIMD (on x86-64 Haswell's AVX2 instead
+      of AVX-512). It catches what the generic one can miss: a result that depends on the
+      pairing of BLAS and numpy's vector code (a chaotic gradient path in the first edition).
+    """
     machine = platform.machine().lower()
+    threads = {"OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
     if machine in ("x86_64", "amd64"):
         native = _probe(REFERENCE)["architecture"]
-        # Sandybridge: AVX without FMA, so products round differently from every FMA kernel.
-        kernel = "Nehalem" if native == "Sandybridge" else "Sandybridge"
-        simd_off = X86_SIMD_OFF
+        generic = "Nehalem" if native == "Sandybridge" else "Sandybridge"
+        other = "Nehalem" if native == "Haswell" else "Haswell"
+        envs = {"generic": {"OPENBLAS_CORETYPE": generic, "NPY_DISABLE_CPU_FEATURES": X86_SIMD_OFF, **threads},
+                "other kernel": {"OPENBLAS_CORETYPE": other, **threads}}
     elif machine in ("aarch64", "arm64"):
-        kernel, simd_off = "ARMV8", ARM_SIMD_OFF
+        envs = {"generic": {"OPENBLAS_CORETYPE": "ARMV8", "NPY_DISABLE_CPU_FEATURES": ARM_SIMD_OFF, **threads},
+                "other kernel": {"OPENBLAS_CORETYPE": "CORTEXA57", **threads}}
     else:
         raise SystemExit(f"no perturbed environment is defined for {machine}")
-    return {"OPENBLAS_CORETYPE": kernel, "NPY_DISABLE_CPU_FEATURES": simd_off,
-            "OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
+    return envs
 
 
 def check_perturbed(env: dict[str, str]) -> str:
@@ -76,39 +88,42 @@ def check_perturbed(env: dict[str, str]) -> str:
         problems.append("the OpenBLAS kernel is the same as the reference one")
     if new["threads"] != int(env["OPENBLAS_NUM_THREADS"]):
         problems.append(f"OpenBLAS uses {new['threads']} threads, not {env['OPENBLAS_NUM_THREADS']}")
-    if set(new["simd"]) == set(ref["simd"]):
+    if "NPY_DISABLE_CPU_FEATURES" in env and set(new["simd"]) == set(ref["simd"]):
         problems.append("numpy's SIMD dispatch is unchanged (NPY_DISABLE_CPU_FEATURES had no effect)")
     if problems:
         raise SystemExit("the perturbed environment did not take effect: " + "; ".join(problems))
     dropped = sorted(set(ref["simd"]) - set(new["simd"]))
+    simd = f"numpy SIMD without {', '.join(dropped)}" if dropped else "numpy's full SIMD"
     return (f"reference: OpenBLAS {ref['architecture']}, {ref['threads']} thread(s); "
-            f"perturbed: OpenBLAS {new['architecture']}, {new['threads']} thread(s), "
-            f"numpy SIMD without {', '.join(dropped)}")
+            f"this run: OpenBLAS {new['architecture']}, {new['threads']} thread(s), {simd}")
 
 
 def survey_environments() -> dict[str, dict[str, str]]:
-    """The environments a survey compares: the reference, the perturbed one and three more."""
-    envs = {"reference": REFERENCE, "perturbed": perturbed()}
+    """The environments a survey compares: the reference, the two perturbed ones and more."""
+    envs = {"reference": REFERENCE, **perturbed()}
     if platform.machine().lower() in ("x86_64", "amd64"):
         envs["nehalem-1"] = {"OPENBLAS_CORETYPE": "Nehalem", "NPY_DISABLE_CPU_FEATURES": X86_SIMD_OFF,
                              **REFERENCE}
-        envs["haswell-4"] = {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_NUM_THREADS": "4",
-                             "OMP_NUM_THREADS": "4"}
         envs["native-3-no-avx512"] = {"NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
                                       "OPENBLAS_NUM_THREADS": "3", "OMP_NUM_THREADS": "3"}
     return envs
 
 
 def _execute(notebook: Path, env: dict[str, str], out_dir: Path) -> Path:
+    """Execute a copy of ``notebook`` (code outputs and prose values) under ``env``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
-                    "--ExecutePreprocessor.timeout=1200", "--output-dir", str(out_dir), str(notebook)],
-                   env={**os.environ, **env}, check=True, capture_output=True, cwd=notebook.parent)
-    return out_dir / notebook.name
+    copy = out_dir / notebook.name
+    copy.write_bytes(notebook.read_bytes())
+    runner = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
+              "import inline_values; inline_values.execute(Path(sys.argv[2]), cwd=Path(sys.argv[3]))")
+    subprocess.run([sys.executable, "-c", runner, str(Path(__file__).parent), str(copy), str(notebook.parent)],
+                   env={**os.environ, **env}, check=True, capture_output=True)
+    return copy
 
 
 def _texts(path: Path) -> list[list[str]]:
-    """Per code cell, the text of every output (streams and text/plain), images left out.
+    """Per code cell, the text of every output (streams and text/plain), images left out; then,
+    as one more entry, the values of the prose's {eval} roles.
 
     Consecutive chunks of one stream are joined, as nbval does: a kernel under load splits
     the same printed text into chunks at other places.
@@ -132,6 +147,9 @@ def _texts(path: Path) -> list[list[str]]:
                     continue
                 parts.append(f"[{key}] " + ("".join(value) if isinstance(value, list) else str(value)))
         texts.append(parts)
+    markdown = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "markdown"]
+    texts.append([f"{e['expression']} = {e['result'].get('data', {}).get('text/plain')}"
+                  for c in markdown for e in c.get("metadata", {}).get("user_expressions", [])])
     return texts
 
 
@@ -150,7 +168,8 @@ def survey(notebooks: list[Path], workers: int = 2) -> int:
                 if not variants:
                     continue
                 n_diff += 1
-                print(f"\n=== {nb.stem}, code cell {i} (nbval 'Cell {i}') differs")
+                where = "prose values" if i == len(ref) - 1 else f"code cell {i} (nbval 'Cell {i}')"
+                print(f"\n=== {nb.stem}, {where} differs")
                 for name, parts in {"reference": ref_parts, **variants}.items():
                     print(f"--- {name}")
                     for part in parts:
@@ -164,15 +183,17 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     if argv[0] == "env":
-        env = perturbed()
-        print(check_perturbed(env))
-        print(" ".join(f"{k}={v}" for k, v in env.items()))
+        for name, env in perturbed().items():
+            print(f"{name}: {check_perturbed(env)}")
+            print("  " + " ".join(f"{k}={v}" for k, v in env.items()))
         return 0
     if argv[0] == "nbval":
-        env = perturbed()
-        print("nbval under another numerical environment --", check_perturbed(env), flush=True)
-        cmd = [sys.executable, "-m", "pytest", *NBVAL, "-p", "no:cacheprovider", *(argv[1:] or ["book", "-q"])]
-        return subprocess.run(cmd, env={**os.environ, **env}, cwd=ROOT).returncode
+        failed = 0
+        for name, env in perturbed().items():
+            print(f"nbval under another numerical environment ({name}) -- {check_perturbed(env)}", flush=True)
+            cmd = [sys.executable, "-m", "pytest", *NBVAL, "-p", "no:cacheprovider", *(argv[1:] or ["book", "-q"])]
+            failed |= subprocess.run(cmd, env={**os.environ, **env}, cwd=ROOT).returncode
+        return failed
     paths = [Path(a).resolve() for a in argv[1:]] or sorted((ROOT / "book").glob("*.ipynb"))
     return survey(paths)
 
