@@ -171,6 +171,19 @@ def test_code_lines_are_at_most_88_characters(path):
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=ids)
+def test_figures_read_on_a_phone(path):
+    """A stored figure is at most 720 px wide (7.2 in at the style's 100 dpi): shrunk to a 390 px
+    phone's column, its tick labels stay above about 7 px. Stack panels instead of widening."""
+    import base64
+    import struct
+
+    widths = [struct.unpack(">II", base64.b64decode(out["data"]["image/png"])[16:24])[0]
+              for cell in code_cells(path) for out in cell.get("outputs", []) if "image/png" in out.get("data", {})]
+    wide = [w for w in widths if w > 720]
+    assert not wide, f"figures wider than 720 px: {wide}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=ids)
 def test_no_e_notation_in_prose(path):
     hits = re.findall(r"(?<![\w.])\d+(?:\.\d+)?e[+-]?\d+\b", prose_without_code_and_math(path))
     verdict("e_notation", path, hits[:5], "write powers of ten as 10⁻⁷ in prose, not")
