@@ -4,7 +4,8 @@ the Laplace one-node rule, the one-recursion proposition (EM, unbiasedness of th
 mini-batch statistics), the roots of h, the rejection sampler's acceptance probability, the EM
 inequality behind the ascent rule, the exercises' formulas, the shapes of the posteriors in the
 first figure, the step-size exponent, the autocorrelation times, and the deterministic numbers
-the prose glues (recomputed here by other means and compared with the stored text).
+the prose shows (recomputed here by other means and compared with the values that `make execute`
+stored for its {eval} roles).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from scipy import integrate, optimize
 from scipy.stats import binom, norm
 
 import emlib
-from book_sources import glued_values
+from book_sources import prose_values
 from emlib import LogisticRandomInterceptParams as Params
 
 CHAPTER = Path(__file__).resolve().parents[1] / "book" / "saem.ipynb"
@@ -43,12 +44,12 @@ def mle(data):
 
 
 @pytest.fixture(scope="module")
-def glued():
-    return glued_values(CHAPTER)
+def prose():
+    return prose_values(CHAPTER)
 
 
-def text(glued, name):
-    return glued["saem_" + name].strip("'")
+def text(prose, name):
+    return prose["saem_" + name].strip("'")
 
 
 def L(s, params):
@@ -156,12 +157,12 @@ def test_laplace_underestimates_and_is_worst_away_from_the_boundary(data, mle):
     np.testing.assert_allclose(predicted, err, rtol=0.35)
 
 
-def test_laplace_glued_averages(data, mle, glued):
+def test_laplace_averages_in_the_prose(data, mle, prose):
     err = (MODEL.log_likelihood_per_group(data, mle)
            - emlib.LogisticRandomIntercept(n_nodes=1).log_likelihood_per_group(data, mle))
     boundary = (data[:, 0] == 0) | (data[:, 0] == data[:, 1])
-    assert text(glued, "laplace_boundary") == f"{err[boundary].mean():.3f}"
-    assert text(glued, "laplace_interior") == f"{err[~boundary].mean():.3f}"
+    assert text(prose, "laplace_boundary") == f"{err[boundary].mean():.3f}"
+    assert text(prose, "laplace_interior") == f"{err[~boundary].mean():.3f}"
 
 
 def test_quadrature_against_a_trapezoidal_rule(data):
@@ -173,13 +174,13 @@ def test_quadrature_against_a_trapezoidal_rule(data):
 
 
 # ---------------------------------------------------------------------- the numbers in the prose
-def test_glued_deterministic_numbers(data, mle, glued):
+def test_deterministic_numbers_in_the_prose(data, mle, prose):
     k, J = data[:, 0], data[:, 1]
-    assert text(glued, "n_groups") == "100" and text(glued, "n_none") == str(int(np.sum(k == 0)))
-    assert text(glued, "n_all") == str(int(np.sum(k == J)))
-    assert text(glued, "mle_mu") == f"{mle.mean:.3f}".replace("-", "\u2212")
-    assert text(glued, "mle_tau2") == f"{mle.variance:.3f}"
-    assert text(glued, "ll_max") == f"{MODEL.log_likelihood(data, mle):.2f}".replace("-", "\u2212")
+    assert text(prose, "n_groups") == "100" and text(prose, "n_none") == str(int(np.sum(k == 0)))
+    assert text(prose, "n_all") == str(int(np.sum(k == J)))
+    assert text(prose, "mle_mu") == f"{mle.mean:.3f}".replace("-", "\u2212")
+    assert text(prose, "mle_tau2") == f"{mle.variance:.3f}"
+    assert text(prose, "ll_max") == f"{MODEL.log_likelihood(data, mle):.2f}".replace("-", "\u2212")
     # standard errors from the expected-information-free route: a numerical Hessian of ell itself
     h = 1e-4
 
@@ -190,22 +191,22 @@ def test_glued_deterministic_numbers(data, mle, glued):
                   [0.0, (ell(0, h) - 2 * ell(0, 0) + ell(0, -h)) / h ** 2]])
     H[1, 0] = H[0, 1]
     se = np.sqrt(np.diag(np.linalg.solve(-H, np.eye(2))))
-    assert text(glued, "se_mu") == f"{se[0]:.2f}" and text(glued, "se_tau2") == f"{se[1]:.2f}"
+    assert text(prose, "se_mu") == f"{se[0]:.2f}" and text(prose, "se_tau2") == f"{se[1]:.2f}"
     # EM's rate of convergence: the largest eigenvalue of the Jacobian of the EM map at the MLE
     # (the chapter measures it from the ratio of distances along EM's path instead)
     jac = np.asarray(emlib.em_map_jacobian(MODEL, data, mle), dtype=float)
     rate = float(np.max(np.abs(np.linalg.eigvals(jac))))
-    assert text(glued, "em_rate") == f"{rate:.2f}"
-    assert text(glued, "growth_needed") == f"{rate ** -2:.1f}"
+    assert text(prose, "em_rate") == f"{rate:.2f}"
+    assert text(prose, "growth_needed") == f"{rate ** -2:.1f}"
     fit = emlib.em(MODEL, data, INIT, tol=1e-9, max_iter=1000)
-    assert text(glued, "em_iters") == str(fit.n_iter)
+    assert text(prose, "em_iters") == str(fit.n_iter)
     laplace = abs(emlib.LogisticRandomIntercept(n_nodes=1).log_likelihood(data, INIT)
                   - MODEL.log_likelihood(data, INIT))
-    assert text(glued, "laplace_error") == f"{laplace:.2f}"
+    assert text(prose, "laplace_error") == f"{laplace:.2f}"
     proposals = np.exp(binom.logpmf(k, J, k / J) - MODEL.log_likelihood_per_group(data, mle))
-    assert text(glued, "proposals_mean") == f"{proposals.mean():.1f}"
-    assert text(glued, "proposals_max") == f"{proposals.max():.0f}"
-    assert (text(glued, "hardest_k"), text(glued, "hardest_J")) == (str(int(k[np.argmax(proposals)])),
+    assert text(prose, "proposals_mean") == f"{proposals.mean():.1f}"
+    assert text(prose, "proposals_max") == f"{proposals.max():.0f}"
+    assert (text(prose, "hardest_k"), text(prose, "hardest_J")) == (str(int(k[np.argmax(proposals)])),
                                                                       str(int(J[np.argmax(proposals)])))
 
 
