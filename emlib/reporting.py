@@ -10,14 +10,14 @@ ten errors of a rounding edge or a threshold. A fragile number therefore fails o
 machine, when it is written, not on someone else's.
 
 - :func:`figure` -- the digits of a value as prose text (a real minus sign, ``3.2 × 10⁻⁷``
-  instead of ``3.2e-07``), for ``glue``.
+  instead of ``3.2e-07``), for the prose.
 - :func:`rounded` -- the same check, returning a float for a printed table.
 - :func:`below` -- a rounding-level quantity reported against a threshold ("below 10⁻⁹").
 - :func:`count_above`, :func:`first_above` -- counts and indices decided by a threshold.
 - :func:`stopping_iteration` -- the iteration at which a relative-change rule stopped, refused
   when the decision was too close to call.
 
-None of these knows about notebooks; a chapter passes the results to ``myst_nb.glue``.
+None of these knows about notebooks; a chapter names the results and shows them with ``{eval}`` roles.
 """
 from __future__ import annotations
 
@@ -123,8 +123,8 @@ def figure(value, *, error, decimals: int | None = None, sig: int | None = None)
     """The digits of ``value`` that ``error`` cannot change, as text for prose.
 
     Negative numbers carry a real minus sign (U+2212); values below 10⁻³ or from 10⁶ on, given
-    with ``sig``, are written as ``3.2 × 10⁻⁷``, never in e-notation. Glue the string and use it
-    with ``{glue:text}`` and no format spec.
+    with ``sig``, are written as ``3.2 × 10⁻⁷``, never in e-notation. Name the string and show it
+    in the prose as ``{eval}`name``.
 
     Parameters and errors as in :func:`rounded`.
 

@@ -2,8 +2,8 @@
 
 Each chapter opens with what the reader will learn, closes with key points and at least three
 exercises with solutions, cites its sources, gives every figure a caption and alt text, uses the
-one figure style, and stores the outputs of one clean run. Glue names are unique in the book,
-the exercises index is current, and every reference is complete.
+one figure style, and stores the outputs of one clean run. Prose numbers are {eval} roles with stored,
+checked values, the exercises index is current, and every reference is complete.
 """
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ import pytest
 
 import launch_cell
 from book_sources import (ROOT, chapters, code_cells, directives, exercises_index_markdown, figure_outputs,
-                          glue_uses, glued_values, markdown_text, prose_names_assigned, prose_uses, prose_values,
+                          markdown_text, prose_names_assigned, prose_uses, prose_values,
                           prose_without_code_and_math, results_index_markdown)
-from myst_nb.core.variables import format_plain_text
 
 CHAPTERS = chapters()
 ids = [p.stem for p in CHAPTERS]
@@ -91,25 +90,18 @@ def test_chapter_uses_the_book_style_and_stores_one_clean_run(path):
             assert out.get("name") != "stderr", f"stderr output: {''.join(out.get('text', ''))[:200]}"
 
 
-def glue_names(path):
-    """The names a notebook glued, as recorded in its stored outputs by myst-nb."""
-    return [out["metadata"]["scrapbook"]["name"] for cell in code_cells(path) for out in cell.get("outputs", [])
-            if "scrapbook" in out.get("metadata", {})]
-
-
-def test_glue_names_are_unique_in_the_book():
-    seen = {}
-    for path in CHAPTERS:
-        for name in glue_names(path):
-            assert name not in seen or seen[name] == path.stem, f"glue name {name!r} in {seen[name]} and {path.stem}"
-            seen[name] = path.stem
+@pytest.mark.parametrize("path", CHAPTERS, ids=ids)
+def test_prose_numbers_are_eval_roles_not_glue(path):
+    """One mechanism for numbers in the prose: {eval} roles, which JupyterLab, the built book and
+    nbval all read (README, "Numbers in the prose"). myst-nb's glue is shown by the book only."""
+    glued = [m for m in re.findall(r"\{glue(?::[a-z]+)?\}`[^`]*`", markdown_text(path))]
+    calls = ["".join(cell["source"])[:80] for cell in code_cells(path)
+             if re.search(r"\bglue\(|myst_nb", "".join(cell["source"]))]
+    assert not glued and not calls, f"glue in the prose {glued[:3]} or the code {calls[:3]}; use {{eval}}"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=ids)
-def test_glued_names_used_in_prose_are_defined_in_the_chapter(path):
-    used = set(re.findall(r"\{glue(?::[a-z]+)?\}`([^`:]+)", markdown_text(path)))
-    missing = used - set(glue_names(path))
-    assert not missing, f"prose uses glue names the chapter never glues: {sorted(missing)}"
+def test_every_eval_role_has_a_stored_value(path):
     unstored = set(prose_uses(path)) - set(prose_values(path))
     assert not unstored, f"{{eval}} roles without a stored value: {sorted(unstored)}; run `make execute`"
 
@@ -122,46 +114,34 @@ def test_prose_shows_names_not_computations(path):
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=ids)
-def test_glued_values_are_checked_text_or_counts(path):
-    """Glue a number as the string of emlib.reporting.figure (digits checked against an error
-    bound, a real minus sign, no e-notation) or as an integer count; never a bare float, a
-    boolean, or a list or repr."""
+def test_prose_values_are_checked_text_or_counts(path):
+    """A prose value is the string of emlib.reporting.figure (digits checked against an error
+    bound, a real minus sign, no e-notation) or an integer count; never a bare float, a boolean,
+    or a list or repr."""
     bad = {}
-    for name, text in {**glued_values(path), **prose_values(path)}.items():
+    for name, text in prose_values(path).items():
         if re.fullmatch(r"\d+", text):
             continue
         if re.fullmatch(r"'[^'\\]*'", text) and not re.search(
                 r"True|False|\[|\(|array|\de[+-]?\d|^'-|\s-\d", text):
             continue
         bad[name] = text
-    verdict("glued_values", path, bad, "glued values that are not checked prose text or counts")
+    verdict("prose_values", path, bad, "prose values that are not checked text or counts")
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=ids)
-def test_every_glue_format_spec_works_on_its_value(path):
-    values = glued_values(path)
-    for name, spec in glue_uses(path):
-        if name in values:
-            try:
-                format_plain_text(values[name], spec)
-            except (ValueError, TypeError) as exc:
-                pytest.fail(f"{{glue:text}}`{name}:{spec}` cannot format {values[name]!r}: {exc}")
+def test_no_prose_name_is_defined_and_never_used(path):
+    unused = sorted(prose_names_assigned(path) - set(prose_uses(path)))
+    verdict("unused_names", path, unused, "named for the prose but never used in it")
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=ids)
-def test_no_glue_key_is_defined_and_never_used(path):
-    defined = set(glued_values(path)) | (prose_names_assigned(path) if prose_uses(path) else set())
-    unused = sorted(defined - {name for name, _ in glue_uses(path)} - set(prose_uses(path)))
-    verdict("unused_glue", path, unused, "glued but never used in the prose")
-
-
-@pytest.mark.parametrize("path", CHAPTERS, ids=ids)
-def test_glue_calls_stay_out_of_the_readers_view(path):
-    plumbing = re.compile(r"^\s*(glue\(|globals\(\)\[|" + path.stem + r"_\w+\s*=)", re.M)
+def test_naming_cells_stay_out_of_the_readers_view(path):
+    plumbing = re.compile(r"^\s*(globals\(\)\[|" + path.stem + r"_\w+\s*=)", re.M)
     shown = ["".join(cell["source"])[:80] for cell in code_cells(path)
              if plumbing.search("".join(cell["source"]))
              and not set(cell.get("metadata", {}).get("tags", [])) & {"remove-cell", "remove-input"}]
-    verdict("hidden_glue", path, shown, "cells that glue are shown to the reader (tag them remove-cell)")
+    verdict("hidden_names", path, shown, "cells that name prose values are shown to the reader (tag them remove-cell)")
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=ids)

@@ -72,7 +72,7 @@ def test_one_gradient_step_needs_about_three_times_the_iterations_of_em(mixture_
              (gaussian_mixture_gradient_step(MODEL, n_steps=10), 600)]]
     best = max(r.log_likelihood[-1] for r in runs)
     n_em, n_grad1, n_grad10 = (iterations_to(r.log_likelihood, best) for r in runs)
-    assert 2.5 <= n_grad1 / n_em < 3.5                       # glued as "about 3"
+    assert 2.5 <= n_grad1 / n_em < 3.5                       # the prose says "about 3"
     assert n_em <= n_grad10 <= 1.2 * n_em                     # "close to EM"
     for r in runs:                                            # "never decreased"
         assert reporting.count_above(-np.diff(r.log_likelihood), 1e-9 * abs(best),
@@ -233,7 +233,7 @@ def test_agreement_numbers_of_the_q_statistics_exercise(mixture_data):
     other = emlib.GaussianMixtureParams([0.3, 0.7], [[-1.0], [1.0]], [[1.0], [2.0]])
     q_a = gaussian_mixture_q(stats, other)
     q_b = emlib.bounds.expected_complete_loglik(MODEL, X, other, q)
-    assert abs(q_a - q_b) / abs(q_b) <= 1e-14                 # glued as "below 10^-13"
+    assert abs(q_a - q_b) / abs(q_b) <= 1e-14                 # the prose says "below 10^-13"
     h = 1e-5
 
     def shifted(params, dh):
@@ -242,4 +242,4 @@ def test_agreement_numbers_of_the_q_statistics_exercise(mixture_data):
 
     d_l = (MODEL.log_likelihood(X, shifted(INIT, h)) - MODEL.log_likelihood(X, shifted(INIT, -h))) / (2 * h)
     d_q = (gaussian_mixture_q(stats, shifted(INIT, h)) - gaussian_mixture_q(stats, shifted(INIT, -h))) / (2 * h)
-    assert abs(d_l - d_q) / abs(d_q) <= 1e-9                  # glued as "below 10^-8"
+    assert abs(d_l - d_q) / abs(d_q) <= 1e-9                  # the prose says "below 10^-8"

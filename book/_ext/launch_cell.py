@@ -35,7 +35,7 @@ def source() -> str:
         f"{MARKER}. Outside the book's environment (Colab, a downloaded",
         "# notebook) install emlib and the chapters' extras; inside it, do nothing.",
         "try:",
-        "    import emlib, matplotlib, myst_nb, sklearn, dask, distributed",
+        "    import emlib, matplotlib, sklearn, dask, distributed",
         "except ImportError:",
         f'    REPOSITORY = "git+{url}@{branch}"',
         '    %pip install --quiet "emlib-book[chapters,distributed] @ {REPOSITORY}"',

@@ -1,7 +1,7 @@
 """Run the chapters under other numerical environments: the book's outputs must not depend on them.
 
 A reader's machine differs from ours in its BLAS kernel, its SIMD instructions and its thread
-count, and each changes the last bits of floating-point results. A stored output or glued number
+count, and each changes the last bits of floating-point results. A stored output or prose number
 that moves with those bits is a defect (README, "Outputs that hold on every machine"). This
 module makes such environments on one machine:
 
