@@ -91,6 +91,7 @@ OVERFLOW_JS = """
     if (e.closest('mjx-assistive-mml')) continue;
     const r = e.getBoundingClientRect();
     if (r.width === 0 || r.height === 0 || (r.right <= width + 1 && r.left >= -1)) continue;
+    if (getComputedStyle(e).visibility !== 'visible') continue;  // a closed drawer waits off-screen
     let a = e.parentElement, held = false;
     while (a && a !== document.body) {
       if (reported.has(a)) { held = true; break; }
