@@ -66,7 +66,7 @@ problems: $(BOOK_STAMP)
 # Unit and property tests, every notebook against its stored outputs, a strict HTML build,
 # every page in a real browser, and the PDF. Browser and PDF checks are skipped (with the
 # reason) where Chromium or LaTeX are missing, except under CI=true.
-test: unit notebooks build-check downloaded browser pdf-check
+test: unit notebooks reproducible build-check downloaded browser pdf-check
 
 unit: $(TEST_STAMP)
 	$(BIN)/python -m pytest tests -q --ignore=tests/built_book
