@@ -9,13 +9,13 @@ iteration, the speed-up ratio (scikit-learn time / emlib time) and both final lo
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 
 import numpy as np
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
 import emlib
+from _timing import best_time
 
 
 def make_data(n: int, d: int, k: int, seed: int = 0) -> np.ndarray:
@@ -24,15 +24,6 @@ def make_data(n: int, d: int, k: int, seed: int = 0) -> np.ndarray:
     labels = rng.integers(k, size=n)
     scales = rng.uniform(0.5, 2.0, size=(k, d))
     return centres[labels] + scales[labels] * rng.standard_normal((n, d))
-
-
-def best_time(fn, repeats: int) -> tuple[float, object]:
-    best, out = np.inf, None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
 
 
 def compare(X: np.ndarray, k: int, covariance_type: str, iters: int, repeats: int) -> dict:

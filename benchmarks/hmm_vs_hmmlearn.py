@@ -22,7 +22,6 @@ Timings on a shared machine are noisy; compare ratios from one run, not across r
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 
 import numpy as np
@@ -30,6 +29,7 @@ from hmmlearn.hmm import GaussianHMM as HmmlearnGaussianHMM
 
 import emlib
 from emlib.models.hmm import _Batch, _as_sequences
+from _timing import best_time
 
 K, D = 4, 3
 
@@ -41,15 +41,6 @@ def true_params() -> emlib.GaussianHMMParams:
     factors = rng.normal(scale=0.4, size=(K, D, D))
     covariances = factors @ factors.transpose(0, 2, 1) + np.eye(D)
     return emlib.GaussianHMMParams(np.full(K, 1 / K), transition, means, covariances)
-
-
-def best_time(fn, repeats: int):
-    best, out = np.inf, None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
 
 
 def rel_diff(a, b) -> float:

@@ -86,6 +86,15 @@ def _check_log_joint(log_joint) -> np.ndarray:
     return lj
 
 
+def _check_pair(log_joint, proposal) -> tuple[np.ndarray, np.ndarray]:
+    """(log_joint, proposal) checked, as (N, K) arrays of the same shape with the proposal
+    covering every latent value of positive probability."""
+    lj = _check_log_joint(log_joint)
+    r = _check_proposal(proposal, lj.shape[0])
+    _check_support(lj, r)
+    return lj, r
+
+
 def _check_support(lj: np.ndarray, r: np.ndarray) -> None:
     if lj.shape != r.shape:
         raise ValueError(f"log_joint has shape {lj.shape} but the proposal has shape {r.shape}; "
@@ -187,9 +196,7 @@ def log_importance_weights(log_joint, proposal, n_samples: int, rng: np.random.G
     -------
     ndarray, shape (S,)
     """
-    lj = _check_log_joint(log_joint)
-    r = _check_proposal(proposal, lj.shape[0])
-    _check_support(lj, r)
+    lj, r = _check_pair(log_joint, proposal)
     z = sample_configurations(r, n_samples, rng)
     with np.errstate(divide="ignore"):
         log_r = np.log(r)
@@ -220,9 +227,7 @@ def log_relative_second_moment(log_joint, proposal) -> float:
     -------
     float
     """
-    lj = _check_log_joint(log_joint)
-    r = _check_proposal(proposal, lj.shape[0])
-    _check_support(lj, r)
+    lj, r = _check_pair(log_joint, proposal)
     with np.errstate(divide="ignore"):
         log_r = np.log(r)
     terms = np.where(lj > -np.inf, 2.0 * lj - np.where(r > 0, log_r, 0.0), -np.inf)
@@ -261,9 +266,7 @@ def renyi2_divergences(log_joint, proposal) -> np.ndarray:
     -------
     ndarray, shape (N,)
     """
-    lj = _check_log_joint(log_joint)
-    g = _check_proposal(proposal, lj.shape[0])
-    _check_support(lj, g)
+    lj, g = _check_pair(log_joint, proposal)
     with np.errstate(divide="ignore"):
         log_g = np.log(g)
     terms = np.where(lj > -np.inf, 2.0 * lj - np.where(g > 0, log_g, 0.0), -np.inf)
@@ -293,9 +296,7 @@ def per_point_log_marginal_estimate(log_joint, proposal, n_samples: int,
     -------
     float
     """
-    lj = _check_log_joint(log_joint)
-    g = _check_proposal(proposal, lj.shape[0])
-    _check_support(lj, g)
+    lj, g = _check_pair(log_joint, proposal)
     z = sample_configurations(g, n_samples, rng)                       # (m, N)
     with np.errstate(divide="ignore"):
         log_g = np.log(g)

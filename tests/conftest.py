@@ -35,3 +35,16 @@ def blobs():
     rng = np.random.default_rng(12345)
     centres = np.array([[0.0, 0.0], [5.0, 5.0], [-5.0, 4.0]])
     return np.concatenate([c + rng.standard_normal((100, 2)) for c in centres])
+
+
+@pytest.fixture(scope="session")
+def random_intercept_problem():
+    """(X, MLE): 100 groups of 2-10 binary trials from a logistic random-intercept model with
+    mu = -0.5, tau^2 = 1.5, and the maximum-likelihood estimate found by EM (quadrature E-step)."""
+    model = emlib.LogisticRandomIntercept()
+    truth = emlib.LogisticRandomInterceptParams(-0.5, 1.5)
+    rng = np.random.default_rng(0)
+    X, _ = model.sample(truth, rng.integers(2, 11, size=100), rng)
+    fit = emlib.em(model, X, emlib.LogisticRandomInterceptParams(1.0, 0.3), tol=1e-13, max_iter=3000)
+    assert fit.converged
+    return X, fit.params

@@ -20,12 +20,8 @@ START = LogisticRandomInterceptParams(1.0, 0.3)
 
 
 @pytest.fixture(scope="module")
-def problem():
-    truth = LogisticRandomInterceptParams(-0.5, 1.5)
-    rng = np.random.default_rng(0)
-    X, _ = MODEL.sample(truth, rng.integers(2, 11, size=100), rng)
-    fit = emlib.em(MODEL, X, START, tol=1e-13, max_iter=3000)
-    return X, fit.params
+def problem(random_intercept_problem):
+    return random_intercept_problem
 
 
 @pytest.fixture(scope="module")
