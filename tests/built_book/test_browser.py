@@ -91,7 +91,12 @@ OVERFLOW_JS = """
     if (e.closest('mjx-assistive-mml')) continue;
     const r = e.getBoundingClientRect();
     if (r.width === 0 || r.height === 0 || (r.right <= width + 1 && r.left >= -1)) continue;
-    if (getComputedStyle(e).visibility !== 'visible') continue;  // a closed drawer waits off-screen
+    // a closed drawer (the contents at 390 and 820 px) waits off-screen, hidden
+    let hidden = false;
+    for (let a = e; a && a !== document.body; a = a.parentElement) {
+      if (getComputedStyle(a).visibility === 'hidden') { hidden = true; break; }
+    }
+    if (hidden) continue;
     let a = e.parentElement, held = false;
     while (a && a !== document.body) {
       if (reported.has(a)) { held = true; break; }
@@ -194,6 +199,15 @@ def repository_url() -> str:
 WIDTHS = {"desktop": 1366, "tablet": 820, "phone": 390}
 
 
+def settle(page) -> None:
+    """Wait until the page, its images and its web fonts have loaded. (Playwright's
+    "networkidle" never came on some long pages in this Chromium with --disable-gpu, although
+    no request was pending.)"""
+    page.wait_for_function("() => document.readyState === 'complete' && "
+                           "Array.from(document.images).every(i => i.complete)")
+    page.evaluate("() => document.fonts.ready.then(() => true)")
+
+
 def audit(browser, base: str, page_path: str, screenshot: Path | None = None,
           width: int = WIDTHS["desktop"]) -> tuple[list[str], list[str], set]:
     """Open one page at ``width`` px; return (problems, links found, ids on the page)."""
@@ -219,7 +233,7 @@ def audit(browser, base: str, page_path: str, screenshot: Path | None = None,
         response = page.goto(base + page_path, wait_until="load")
         if response is None or response.status != 200:
             problems.append(f"HTTP {response.status if response else 'no response'} for {page_path}")
-        page.wait_for_load_state("networkidle")
+        settle(page)
         has_math = page.evaluate("() => document.querySelector('.math') !== null")
         if has_math:
             try:
@@ -311,7 +325,7 @@ def test_navigation_opens_on_phones_and_tablets(device, target, browser, serve, 
     page.set_default_timeout(120_000)
     try:
         page.goto(serve(html_dir) + sorted(chapter_pages())[0], wait_until="load")
-        page.wait_for_load_state("networkidle")
+        settle(page)
         assert not page.evaluate(IN_VIEW_JS, shown), f"the {target} is already open at {WIDTHS[device]} px"
         buttons = page.locator(toggle)
         visible = [buttons.nth(i) for i in range(buttons.count()) if buttons.nth(i).is_visible()]

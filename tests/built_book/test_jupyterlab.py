@@ -38,7 +38,12 @@ def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
     shutil.copy(ROOT / "book" / f"{CHAPTER}.ipynb", root)
     port = free_port()
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(root / ".jupyter"), "IPYTHONDIR": str(root / ".ipython")}
+    # Every cell in the page, not only those scrolled into view (JupyterLab 4 windows long notebooks).
+    settings = root / ".jupyterlab-settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(root / ".jupyter"), "IPYTHONDIR": str(root / ".ipython"),
+           "JUPYTERLAB_SETTINGS_DIR": str(root / ".jupyterlab-settings")}
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}",
          "--IdentityProvider.token=", "--ServerApp.password=", "--LabApp.expose_app_in_browser=True",
@@ -74,6 +79,8 @@ def stored_prose_values() -> dict[int, list[str]]:
 def test_a_chapter_in_jupyterlab_shows_its_numbers_and_maths(lab):
     chromium = require_tool("chromium")
     expected = stored_prose_values()
+    cells = json.loads((ROOT / "book" / f"{CHAPTER}.ipynb").read_text())["cells"]
+    n_markdown = sum(c["cell_type"] == "markdown" for c in cells)
     assert expected, f"{CHAPTER} has no {{eval}} roles with stored values"
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_FLAGS)
@@ -94,12 +101,18 @@ def test_a_chapter_in_jupyterlab_shows_its_numbers_and_maths(lab):
                    /\\d/.test(prompts[prompts.length - 1].textContent);
         }""", timeout=600_000)
         page.wait_for_timeout(2000)
+        # open every dropdown (exercise solutions) as a reader would, then read what is shown
+        page.evaluate("() => document.querySelectorAll('.jp-MarkdownCell details').forEach(d => { d.open = true; })")
+        page.wait_for_timeout(2000)
         texts = page.evaluate("() => Array.from(document.querySelectorAll('.jp-MarkdownCell'))"
-                              ".map(c => c.querySelector('.jp-RenderedMarkdown, .jp-RenderedMySTMarkdown, "
-                              ".myst') ? c.innerText : c.innerText)")
+                              ".map(c => c.innerText)")
         n_katex = page.evaluate("() => document.querySelectorAll('.jp-MarkdownCell .katex').length")
         browser.close()
+    assert len(texts) == n_markdown, f"{len(texts)} markdown cells in the page, {n_markdown} in the chapter"
     missing = [(i, v) for i, values in expected.items() for v in values if v not in texts[i]]
-    assert not missing, f"numbers of the prose that JupyterLab does not show: {missing[:5]}"
-    assert all("{eval}" not in t for t in texts), "a raw {eval} role is shown"
+    assert not missing, (f"numbers of the prose that JupyterLab does not show: {missing[:5]}; "
+                         f"markdown cell {missing[0][0] if missing else ''} reads: "
+                         f"{texts[missing[0][0]][:600] if missing else ''}")
+    raw = [t[max(0, t.index("{eval}") - 200):t.index("{eval}") + 100] for t in texts if "{eval}" in t]
+    assert not raw, f"a raw {{eval}} role is shown: {raw[:2]}"
     assert n_katex > 20, f"only {n_katex} typeset formulas: jupyterlab-myst did not render the maths"
