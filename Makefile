@@ -98,7 +98,7 @@ browser: $(TEST_STAMP)
 pdf-check: $(TEST_STAMP)
 	@if command -v latexmk >/dev/null; then $(JB) -q --builder pdflatex; \
 	 else echo "pdf-check: latexmk not found, the PDF is not built (run make system-deps)"; fi
-	$(BIN)/python -m pytest tests/built_book/test_pdf.py -q
+	$(BIN)/python -m pytest tests/built_book/test_pdf.py tests/built_book/test_numbering.py -q
 
 # Re-execute chapters in place (all, or CHAPTERS="book/a.ipynb book/b.ipynb"), storing the outputs
 # that nbval compares and the values of the prose's {eval} roles. Run it after changing a chapter

@@ -35,6 +35,10 @@ UNICODE_TEXT = {
     "ₖ": r"\ensuremath{_{k}}", "ₙ": r"\ensuremath{_{n}}", "ₜ": r"\ensuremath{_{t}}",
     "−": r"\ensuremath{-}", "…": r"\ldots{}", "✓": r"\ensuremath{\checkmark}",
 }
+# The rest of the Greek alphabet that has a TeX name (omicron and the capitals that look Latin do not).
+UNICODE_TEXT.update({ch: rf"\ensuremath{{\{name}}}" for ch, name in zip(
+    "ζικνξτυφχψωΓΘΛΞΠΥΦΨΩ",
+    "zeta iota kappa nu xi tau upsilon varphi chi psi omega Gamma Theta Lambda Xi Pi Upsilon Phi Psi Omega".split())})
 
 
 def use_pdflatex(app, config) -> None:
