@@ -181,7 +181,11 @@ def _check_block(model, block):
 
 def _block_e_step(model, block, params):
     """The map: one block's (statistics, log-likelihood, number of rows), or None if it is empty."""
-    block = _check_block(model, block)
+    return _checked_block_e_step(model, _check_block(model, block), params)
+
+
+def _checked_block_e_step(model, block, params):
+    """The map for a block already checked by :func:`_check_block` (None if it is empty)."""
     if block is None:
         return None
     stats, loglik = model.e_step(block, params)
@@ -224,7 +228,11 @@ class _ClusterEStep:
     def __init__(self, model, client, blocks: list, *, persist: bool):
         self.model = model
         self.client = client
-        self.blocks = client.persist(blocks) if persist else blocks
+        if persist:  # held by the workers: checked once, not at every pass
+            self.blocks = client.persist([dask.delayed(_check_block)(model, b) for b in blocks])
+            self.map = _checked_block_e_step
+        else:        # made again at every pass: checked at every pass
+            self.blocks, self.map = blocks, _block_e_step
         self.needed = getattr(model, "n_components", 1)
         # Task keys named here rather than hashed from the arguments: cheaper on the client for
         # many blocks, and unique per fit and iteration.
@@ -262,7 +270,7 @@ class _ClusterEStep:
         self.n_passes += 1
         name = f"{self.name}-{self.n_passes}"
         theta = self.client.scatter(params, broadcast=True, hash=False)
-        parts = [dask.delayed(_block_e_step)(self.model_node, block, theta,
+        parts = [dask.delayed(self.map)(self.model_node, block, theta,
                                              dask_key_name=f"{name}-e-step-{b}")
                  for b, block in enumerate(self.blocks)]
         return self.client.compute(_tree_sum(parts, f"{name}-sum")).result()

@@ -255,8 +255,9 @@ def test_bad_input_is_refused_with_a_clear_error(client):
         ed.em(model, da.from_array(X), init, client="tcp://localhost:8786")
     bad = X.copy()
     bad[150, 1] = np.nan
-    with pytest.raises(ValueError, match="NaN"):  # the model's own message, raised on a worker
-        ed.em(model, da.from_array(bad, chunks=(50, 2)), init, client=client)
+    for persist in (False, True):  # checked at every pass, or once when the blocks are persisted
+        with pytest.raises(ValueError, match="NaN"):  # the model's own message, raised on a worker
+            ed.em(model, da.from_array(bad, chunks=(50, 2)), init, client=client, persist=persist)
     with pytest.raises(ValueError, match="at least 3"):
         ed.em(model, da.from_array(X[:2], chunks=(1, 2)), init, client=client)
     with pytest.raises(ValueError, match="X has 3 columns"):
