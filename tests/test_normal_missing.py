@@ -8,6 +8,7 @@ from scipy.stats import multivariate_normal
 
 import emlib
 from emlib import NormalParams, NormalPosterior, NormalStats, NormalWithMissing
+from murray_coordinates import murray_coords, murray_params
 
 MURRAY = emlib.datasets.murray()
 ZERO_MEAN = NormalWithMissing(mean=np.zeros(2))
@@ -27,15 +28,6 @@ def with_missing(rng, X, p_missing):
     X[mask] = np.nan
     return X
 
-
-def murray_params(s1, s2, rho):
-    c = rho * np.sqrt(s1 * s2)
-    return NormalParams(np.zeros(2), [[s1, c], [c, s2]])
-
-
-def murray_coords(params):
-    S = params.covariance
-    return np.array([S[0, 0], S[1, 1], S[0, 1] / np.sqrt(S[0, 0] * S[1, 1])])
 
 
 # ---------------------------------------------------------------- densities and conditioning

@@ -10,31 +10,22 @@ import numpy as np
 import pytest
 
 import emlib
-from emlib import NormalParams, NormalWithMissing
+from emlib import NormalWithMissing
+from murray_coordinates import murray_coords, murray_params
 
 X = emlib.datasets.murray()
 MODEL = NormalWithMissing(mean=np.zeros(2))
 SADDLE = (2.5, 2.5, 0.0)
 
 
-def params(s1, s2, rho):
-    c = rho * np.sqrt(s1 * s2)
-    return NormalParams(np.zeros(2), [[s1, c], [c, s2]])
-
-
-def coords(p):
-    S = p.covariance
-    return np.array([S[0, 0], S[1, 1], S[0, 1] / np.sqrt(S[0, 0] * S[1, 1])])
-
-
 def loglik(theta):
-    return MODEL.log_likelihood(X, params(*theta))
+    return MODEL.log_likelihood(X, murray_params(*theta))
 
 
 def path(theta0, n_iter):
     trace = [np.array(theta0, dtype=float)]
-    emlib.em(MODEL, X, params(*theta0), max_iter=n_iter, tol=0,
-             callback=lambda t, p, l: trace.append(coords(p)))
+    emlib.em(MODEL, X, murray_params(*theta0), max_iter=n_iter, tol=0,
+             callback=lambda t, p, l: trace.append(murray_coords(p)))
     return np.array(trace)
 
 
@@ -48,7 +39,7 @@ def test_the_maximum_likelihood_estimate_is_not_unique():
     ends = []
     for _ in range(12):
         start = (rng.uniform(1, 6), rng.uniform(1, 6), rng.uniform(-0.9, 0.9))
-        ends.append(coords(emlib.em(MODEL, X, params(*start), max_iter=3000, tol=1e-13).params))
+        ends.append(murray_coords(emlib.em(MODEL, X, murray_params(*start), max_iter=3000, tol=1e-13).params))
     signs = {np.sign(e[2]) for e in ends}
     assert signs == {-1.0, 1.0}
     for e in ends:
@@ -73,14 +64,14 @@ def test_no_start_with_rho_nonzero_converges_to_the_saddle(rho0, variances):
 def test_the_stopping_rule_is_fooled_from_a_tiny_correlation_but_not_from_a_small_one():
     """The chapter's demonstration: from (4, 1.5, 1e-6) the default rule stops within a few
     iterations at the saddle, reporting convergence; from (4, 1.5, 1e-2) it stops near a maximum."""
-    stuck = emlib.em(MODEL, X, params(4.0, 1.5, 1e-6))
+    stuck = emlib.em(MODEL, X, murray_params(4.0, 1.5, 1e-6))
     assert stuck.converged and stuck.n_iter < 20
-    theta = coords(stuck.params)
+    theta = murray_coords(stuck.params)
     assert np.max(np.abs(theta[:2] - 2.5)) < 1e-3 and 0 < theta[2] < 1e-5
     assert abs(stuck.log_likelihood[-1] - loglik(SADDLE)) < 1e-7
     assert loglik((8 / 3, 8 / 3, 0.5)) - stuck.log_likelihood[-1] > 0.05   # far below the maximum
-    free = emlib.em(MODEL, X, params(4.0, 1.5, 1e-2))
-    assert free.converged and abs(coords(free.params)[2] - 0.5) < 2e-3
+    free = emlib.em(MODEL, X, murray_params(4.0, 1.5, 1e-2))
+    assert free.converged and abs(murray_coords(free.params)[2] - 0.5) < 2e-3
 
 
 def test_escape_curves_are_shifted_copies():
