@@ -100,7 +100,7 @@ OVERFLOW_JS = """
     let a = e.parentElement, held = false;
     while (a && a !== document.body) {
       if (reported.has(a)) { held = true; break; }
-      if (/(auto|scroll|hidden)/.test(getComputedStyle(a).overflowX)) {
+      if (/(auto|scroll)/.test(getComputedStyle(a).overflowX)) {  // 'hidden' clips: not held
         const ar = a.getBoundingClientRect();
         if (ar.right <= width + 1 && ar.left >= -1) { held = true; break; }
       }
@@ -373,7 +373,12 @@ def test_a_chapter_without_its_buttons_or_with_a_wide_equation_is_caught(browser
     html = html.replace("mybinder.org/v2/gh/", "example.invalid/")
     wide = r"\[" + " + ".join(f"x_{{{i}}}" for i in range(200)) + r"\]"
     html = html.replace("</main>", f'<div class="math notranslate nohighlight">{wide}</div></main>', 1)
+    # an inline formula in a box that clips it (the theme's span.math did, before book.css)
+    long = r"\(" + " + ".join(f"y_{{{i}}}" for i in range(60)) + r"\)"
+    html = html.replace("</main>", f'<p><span class="math" style="overflow: hidden !important">{long}</span></p></main>', 1)
     (copy / chapter).write_text(html)
-    problems = "\n".join(audit(browser, serve(copy), chapter)[0])
+    problems = "\n".join(audit(browser, serve(copy), chapter, width=WIDTHS["phone"])[0] +
+                          audit(browser, serve(copy), chapter)[0])
     assert "no Binder launch button" in problems, problems
     assert "display equation" in problems, problems
+    assert "wider than the 390 px viewport" in problems and "y0+y1+y2" in problems, problems
