@@ -1,6 +1,6 @@
 """EM on a local Dask cluster against EM in one process: time per iteration, and the fixed cost.
 
-Usage:  python benchmarks/distributed_em.py [--n 10000000] [--d 10] [--k 8] [--iters 3]
+Usage:  python benchmarks/distributed_em.py [--n 10000000] [--d 10] [--k 8] [--iters 5]
                                             [--out benchmarks/results/distributed_em.json]
 
 A Gaussian mixture with K full-covariance components in D dimensions is fitted to N points drawn
@@ -9,7 +9,7 @@ one EM iteration (E-step and M-step, the median over ``--iters`` iterations, fro
 between callbacks) of
 
 - ``emlib.em`` in this process, on the same points held in memory (only for the N whose data fit
-  in a quarter of the memory available);
+  in a quarter of the memory available), with no cluster running: the figure's line;
 - ``emlib.distributed.em`` on 1 and on 2 worker processes, with the blocks held in the workers'
   memory (``persist=True``), so that both read the data from memory;
 - at the largest N, ``emlib.distributed.em`` on 2 workers with the blocks generated again at
@@ -20,11 +20,17 @@ work is negligible and what remains is broadcasting theta, scheduling, the reduc
 round trip. The baseline is fair: every process, the single one and each worker, uses one BLAS
 thread (the script checks it), so 2 workers use 2 cores and the single process 1.
 
+The speed-ups are paired. A shared machine's speed drifts by 10 % or more over minutes, more
+than the effect measured, so two set-ups timed a minute apart compare the machine as much as
+the set-ups. Every timed iteration of a cluster therefore follows one iteration of a plain
+single process (``OneProcess``: emlib.em's iteration on the same points from the same
+parameters, in a process of its own), and the speed-up is the median over the iterations of
+the ratio of the two times.
+
 Besides the wall clock, every timing records the CPU seconds per iteration of this process (the
-client and, for a local cluster, the scheduler) and of each worker. CPU times hardly change with
-what else the machine runs, so on a busy machine they give the steadier estimate of what an idle
-one would show: the speed-up "from CPU times" divides the single process's CPU time per iteration
-by the busiest worker's plus the client's.
+client and, for a local cluster, the scheduler) and of each worker: the speed-up "from CPU
+times" divides the single process's time per iteration by the busiest worker's CPU time plus
+the client's, what an iteration would take if nothing else ran.
 
 It prints the figures and writes them to a JSON file that the chapter "Distributed EM"
 (book/distributed_em.ipynb) draws its scaling figure from. Timings depend on the machine and on
@@ -39,8 +45,11 @@ for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse
 import json
+import multiprocessing
 import platform
 import time
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -70,34 +79,108 @@ def start_from(model, truth):
     return model.init_params(X0, np.random.default_rng(SEED + 2))
 
 
-def per_iteration(fit, iters: int, client=None) -> dict:
+def per_iteration(fit, iters: int, client=None, alongside=None) -> dict:
     """Wall-clock and CPU seconds per iteration: medians over the iterations 2 ... iters + 1.
 
     Read at every callback of a fit of iters + 1 iterations: the wall clock, the CPU time of
     this process (all its threads: the client and, for a local cluster, the scheduler) and the
-    CPU time of every worker process. CPU times hardly depend on what else the machine runs;
-    they give a second, steadier view of the cost when the wall clock is disturbed.
+    CPU time of every worker process, which show where the time went.
+
+    ``alongside(params) -> (wall seconds, CPU seconds)``, if given, runs one iteration of a
+    second set-up inside every callback, after the fit's own readings and before the fit's next
+    iteration: the two take turns, one iteration each, so that both see the same state of a
+    machine whose speed drifts. Its time is left out of the fit's, and returned as
+    ``"alongside"`` with the per-iteration ratios ``"ratios"`` (its time / the time of the fit's
+    iteration that follows) and their median ``"ratio"``.
     """
     workers = [psutil.Process(pid) for pid in client.run(os.getpid).values()] if client else []
-    readings = []
+    entries, exits, side = [], [], []
+
+    def reading():
+        return [time.perf_counter(), time.process_time()] + [sum(p.cpu_times()[:2]) for p in workers]
 
     def read(t, params, loglik):
-        readings.append([time.perf_counter(), time.process_time()]
-                        + [sum(p.cpu_times()[:2]) for p in workers])
+        entries.append(reading())
+        if alongside is not None:
+            side.append(alongside(params))
+        exits.append(reading())
 
     fit(max_iter=iters + 1, callback=read)
-    steps = np.median(np.diff(np.array(readings), axis=0), axis=0)
-    return {"seconds_per_iteration": float(steps[0]), "cpu_seconds_this_process": float(steps[1]),
-            "cpu_seconds_per_worker": [float(c) for c in steps[2:]]}
+    times = np.array(entries[1:]) - np.array(exits[:-1])  # iteration t + 1 without the callback
+    steps = np.median(times, axis=0)
+    run = {"seconds_per_iteration": float(steps[0]), "cpu_seconds_this_process": float(steps[1]),
+           "cpu_seconds_per_worker": [float(c) for c in steps[2:]]}
+    if alongside is not None:
+        side = np.array(side[:-1])  # the ones between two timed iterations of the fit
+        ratios = side[:, 0] / times[:, 0]
+        run["alongside"] = {"seconds_per_iteration": float(np.median(side[:, 0])),
+                            "cpu_seconds_this_process": float(np.median(side[:, 1])),
+                            "cpu_seconds_per_worker": []}
+        run["ratios"] = [float(r) for r in ratios]
+        run["ratio"] = float(np.median(ratios))
+    return run
+
+
+def sample(model, truth, n: int) -> np.ndarray:
+    """The N points the clusters see (the same blocks), made here and held in memory."""
+    return model.check_data(ed.lazy_sample(model, truth, n, seed=SEED, chunk_size=chunk_rows(n))
+                            .compute(scheduler="synchronous"))
+
+
+class OneProcess:
+    """emlib.em's iteration (E-step, M-step) in a plain process of its own, on N points in memory.
+
+    Called with the parameters, it runs one iteration from them and returns its wall-clock and
+    CPU seconds, measured in that process. It lets ``per_iteration`` time one process's iteration
+    next to each of a cluster's, on the same points from the same parameters. A process of its
+    own, not this one, because this one runs the client's and the scheduler's event loop, whose
+    threads would compete with the iteration for Python's interpreter lock.
+    """
+
+    def __init__(self, d: int, k: int, n: int):
+        context = multiprocessing.get_context("spawn")  # no fork of a process with threads
+        self.pool = ProcessPoolExecutor(1, mp_context=context, initializer=_hold_sample,
+                                        initargs=(d, k, n))
+
+    def __call__(self, params) -> tuple[float, float]:
+        return self.pool.submit(_one_iteration, params).result()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.pool.shutdown()
+
+
+_HELD = {}
+
+
+def _hold_sample(d: int, k: int, n: int) -> None:
+    model, truth = problem(d, k)
+    _HELD.update(model=model, X=sample(model, truth, n))
+    threadpool_limits(1, user_api="blas")
+
+
+def _one_iteration(params) -> tuple[float, float]:
+    model, X = _HELD["model"], _HELD["X"]
+    wall, cpu = time.perf_counter(), time.process_time()
+    model.m_step(model.e_step(X, params)[0])
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+#: The most rows a block holds: 80 MB at D = 10, near the 128 MiB Dask aims at by default
+#: (``array.chunk-size``). Blocks of 200 000 rows gave five times the tasks, and two workers
+#: reached 1.62 times one process's throughput instead of 1.78 (this script, one run each).
+MAX_BLOCK_ROWS = 1_000_000
 
 
 def chunk_rows(n: int) -> int:
-    """Rows per block: an even number of blocks (at least 4) of at most 200 000 rows.
+    """Rows per block: an even number of blocks (at least 4) of at most ``MAX_BLOCK_ROWS`` rows.
 
     The same for every run, so every run sees the same points, and both workers of two get
     the same number of blocks.
     """
-    blocks = 2 * max(2, -(-n // 400_000))
+    blocks = 2 * max(2, -(-n // (2 * MAX_BLOCK_ROWS)))
     return -(-n // blocks)
 
 
@@ -110,7 +193,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10_000_000, help="the largest number of points")
     parser.add_argument("--d", type=int, default=10)
     parser.add_argument("--k", type=int, default=8)
-    parser.add_argument("--iters", type=int, default=3, help="iterations timed per fit")
+    parser.add_argument("--iters", type=int, default=5, help="iterations timed per fit")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
@@ -122,18 +205,21 @@ def main() -> None:
     load_before = os.getloadavg()
     print(f"EM for a mixture of K = {args.k} full-covariance Gaussians in D = {args.d} dimensions; "
           f"{os.cpu_count()} cores; load average {load_before[0]:.2f} at the start")
-    print("CAVEAT: timings on a shared machine are noisy; other jobs may be running.")
+    print("CAVEAT: timings on a shared machine are noisy; other jobs may be running. Every iteration "
+          "of a cluster is timed next to one of a single process on the same points.")
+
+    def fits_in_memory(n):
+        if n * bytes_per_row <= budget:
+            return True
+        print(f"  N = {n:>11,}: one process skipped, {n * bytes_per_row / 2**30:.1f} GiB exceeds a "
+              "quarter of the available memory")
+        return False
 
     in_memory = []
     with threadpool_limits(1, user_api="blas"):
-        print(f"single process (emlib.em), BLAS threads {blas_threads()}:")
-        for n in sizes:
-            if n * bytes_per_row > budget:
-                print(f"  N = {n:>11,}: skipped, {n * bytes_per_row / 2**30:.1f} GiB exceeds a quarter of "
-                      "the available memory")
-                continue
-            X = ed.lazy_sample(model, truth, n, seed=SEED, chunk_size=chunk_rows(n)).compute(
-                scheduler="synchronous")
+        print(f"one process (emlib.em), BLAS threads {blas_threads()}:")
+        for n in filter(fits_in_memory, sizes):
+            X = sample(model, truth, n)
             run = per_iteration(lambda **kw: emlib.em(model, X, init, tol=0, **kw), args.iters)
             del X
             in_memory.append({"n": n, **run})
@@ -143,18 +229,33 @@ def main() -> None:
     distributed_runs = []
     for workers in (1, 2):
         with ed.local_client(workers) as client:
-            threads = sorted({t for ts in client.run(blas_threads).values() for t in ts})
+            threads = {t for ts in client.run(blas_threads).values() for t in ts}
+            with threadpool_limits(1, user_api="blas"):
+                threads |= set(blas_threads())
+            assert threads == {1}, f"one BLAS thread per process, not {threads}"
             print(f"{workers} worker process(es) (emlib.distributed.em, data held by the workers), "
-                  f"BLAS threads per worker {threads}:")
+                  "each iteration next to one of one process (emlib.em's, data in memory); every "
+                  "process uses one BLAS thread:")
             for n in sizes:
                 X = ed.lazy_sample(model, truth, n, seed=SEED, chunk_size=chunk_rows(n))
-                run = per_iteration(lambda **kw: ed.em(model, X, init, client=client, tol=0,
-                                                       persist=True, **kw), args.iters, client)
+                with OneProcess(args.d, args.k, n) if fits_in_memory(n) else nullcontext() as single:
+                    run = per_iteration(lambda **kw: ed.em(model, X, init, client=client, tol=0,
+                                                           persist=True, **kw),
+                                        args.iters, client, alongside=single)
+                single = run.pop("alongside", None)
+                if single is not None:
+                    run["speedup"], run["speedups"] = run.pop("ratio"), run.pop("ratios")
+                    run["one_process_seconds_per_iteration"] = single["seconds_per_iteration"]
                 distributed_runs.append({"workers": workers, "n": n, "blocks": len(X.chunks[0]),
                                          "persist": True, **run})
-                print(f"  N = {n:>11,} in {len(X.chunks[0]):>3} blocks: {run['seconds_per_iteration']:8.3f} s "
-                      f"per iteration (CPU: workers {', '.join(f'{c:.3f}' for c in run['cpu_seconds_per_worker'])}"
-                      f" s, client and scheduler {run['cpu_seconds_this_process']:.3f} s)")
+                line = (f"  N = {n:>11,} in {len(X.chunks[0]):>3} blocks: {run['seconds_per_iteration']:8.3f} "
+                        f"s per iteration (CPU: workers "
+                        f"{', '.join(f'{c:.3f}' for c in run['cpu_seconds_per_worker'])} s, client and "
+                        f"scheduler {run['cpu_seconds_this_process']:.3f} s)")
+                if single is not None:
+                    line += (f"; one process {single['seconds_per_iteration']:.3f} s: "
+                             f"{run['speedup']:.2f}x")
+                print(line)
             if workers == 2:
                 X = ed.lazy_sample(model, truth, args.n, seed=SEED, chunk_size=chunk_rows(args.n))
                 run = per_iteration(lambda **kw: ed.em(model, X, init, client=client, tol=0, **kw),
@@ -177,21 +278,20 @@ def main() -> None:
     print(f"load average {load_after[0]:.2f} at the end")
     summary = {}
     if in_memory:
-        single = in_memory[-1]
-        n_max = single["n"]
+        n_max = in_memory[-1]["n"]
         two, one = run_of(2, n_max), run_of(1, n_max)
         # What an otherwise idle machine would show: the workers run in parallel, so an iteration
         # takes about the busiest worker's CPU time plus the client's and scheduler's.
-        projected = single["cpu_seconds_this_process"] / (max(two["cpu_seconds_per_worker"])
-                                                          + two["cpu_seconds_this_process"])
-        summary = {"n": n_max,
-                   "speedup_2_workers": single["seconds_per_iteration"] / two["seconds_per_iteration"],
-                   "speedup_1_worker": single["seconds_per_iteration"] / one["seconds_per_iteration"],
+        projected = two["one_process_seconds_per_iteration"] / (max(two["cpu_seconds_per_worker"])
+                                                                + two["cpu_seconds_this_process"])
+        summary = {"n": n_max, "statistic": "median over the iterations of (one process's time for "
+                                            "the iteration next to it) / (the cluster's)",
+                   "speedup_2_workers": two["speedup"], "speedup_1_worker": one["speedup"],
                    "speedup_2_workers_from_cpu_times": projected}
-        print(f"at N = {n_max:,}: 2 workers deliver {summary['speedup_2_workers']:.2f}x the throughput of "
-              f"one process (goal >= 1.6); 1 worker {summary['speedup_1_worker']:.2f}x "
-              "(the cost of going through the cluster)")
-        print(f"  from CPU times (one process's CPU / (busiest worker's + client's)): "
+        print(f"at N = {n_max:,}: 2 workers deliver {two['speedup']:.2f}x the throughput of one process "
+              f"(goal >= 1.6; iteration by iteration {', '.join(f'{x:.2f}' for x in two['speedups'])}); "
+              f"1 worker {one['speedup']:.2f}x (the cost of going through the cluster)")
+        print(f"  from CPU times (one process's time / (busiest worker's CPU + client's)): "
               f"{projected:.2f}x, what an otherwise idle machine would show")
     print(f"fixed cost per iteration: {1e3 * fixed['seconds_per_iteration']:.1f} ms (goal < 50 ms)")
 
@@ -203,7 +303,12 @@ def main() -> None:
                     "blas_threads_per_process": 1},
         "setup": {"D": args.d, "K": args.k, "covariance_type": "full", "iterations_timed": args.iters,
                   "statistic": "median over the timed iterations",
-                  "caveat": "measured on a shared machine while other jobs ran; see the load averages"},
+                  "pairing": "the speed-ups compare every timed iteration on the cluster with one "
+                             "of one process on the same points at the same parameters, run just "
+                             "before it (one_process_seconds_per_iteration); in_memory holds fits "
+                             "of one process on its own, for the figure",
+                  "caveat": "measured on a shared machine while other jobs may have run; see the load "
+                            "averages"},
         "in_memory": in_memory,
         "distributed": distributed_runs,
         "fixed_cost": {"workers": 2, "n": 1000, "blocks": 2, **fixed},

@@ -46,11 +46,25 @@ SPLIT_EVERY = 8
 RETRIES = 2
 
 
+#: Dask's configuration for :func:`local_client`'s cluster (see there).
+LOCAL_CONFIG = {
+    # glibc's own memory handling in the workers (see local_client)
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    # Statistical profiles of the workers only feed the dashboard, which is not started.
+    "distributed.worker.profile.enabled": False,
+    # Every process checks 50 times a second whether its event loop is responsive, only to log a
+    # warning; each check takes the interpreter lock from the thread running the E-step.
+    "distributed.admin.tick.interval": "1s",
+}
+
+
 def local_client(n_workers: int | None = None) -> "distributed.Client":
     """A Dask client on a new cluster on this machine: one process per core, one thread each.
 
     The client owns its cluster: ``client.close()`` (or leaving a ``with`` block) shuts both
-    down. No dashboard is started, and the cluster logs only errors. The workers keep the C
+    down. No dashboard is started (nor the workers' profiling, which only feeds it), the
+    processes check their event loops once a second rather than 50 times (a check interrupts
+    the E-step), and the cluster logs only errors. The workers keep the C
     library's default memory allocation: Dask's default for its workers (``MALLOC_TRIM_THRESHOLD_``
     set, to hand freed memory back to the system sooner) makes every large temporary array of
     the E-step a fresh memory mapping, which made the E-step of a Gaussian mixture about four
@@ -71,7 +85,7 @@ def local_client(n_workers: int | None = None) -> "distributed.Client":
         raise ValueError(f"n_workers must be a positive integer; got {n_workers!r}.")
     # No dashboard; the scheduler's small HTTP server (health checks) on any free port, so that
     # several clusters on one machine never compete for port 8787.
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+    with dask.config.set(LOCAL_CONFIG):
         return distributed.Client(n_workers=int(n_workers), threads_per_worker=1, processes=True,
                                   dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"},
                                   silence_logs=logging.ERROR)
@@ -218,6 +232,27 @@ def _tree_sum(parts: list, name: str, split_every: int = SPLIT_EVERY):
             return level[0]
 
 
+def _persist_evenly(client, blocks: list) -> tuple[list, list]:
+    """Persist ``blocks`` (delayed) on the workers in shares of consecutive blocks, as equal as can be.
+
+    Returns the persisted blocks and, for each, the address of the worker meant to hold it (its
+    home; None for a cluster of fewer than two workers). Every iteration's map runs where the
+    blocks live, so the busiest worker sets the pace of every iteration: left to itself, the
+    scheduler may give one worker more blocks than another, and may move a block's task to an
+    idle worker (copying the block there), after which either copy can serve it and the shares
+    drift. Homes are a preference, not a constraint: a block whose worker died is recomputed
+    on another.
+    """
+    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    if len(workers) < 2:
+        return client.persist(blocks), [None] * len(blocks)
+    held, homes = [], []
+    for worker, share in zip(workers, np.array_split(np.arange(len(blocks)), len(workers))):
+        held += client.persist([blocks[b] for b in share], workers=worker, allow_other_workers=True)
+        homes += [worker] * len(share)
+    return held, homes
+
+
 class _ClusterEStep:
     """The model as :func:`emlib.em` sees it, with an E-step that runs on the cluster.
 
@@ -228,11 +263,12 @@ class _ClusterEStep:
     def __init__(self, model, client, blocks: list, *, persist: bool):
         self.model = model
         self.client = client
-        if persist:  # held by the workers: checked once, not at every pass
-            self.blocks = client.persist([dask.delayed(_check_block)(model, b) for b in blocks])
+        if persist:  # held by the workers, in equal shares: checked once, not at every pass
+            self.blocks, self.homes = _persist_evenly(
+                client, [dask.delayed(_check_block)(model, b) for b in blocks])
             self.map = _checked_block_e_step
         else:        # made again at every pass: checked at every pass
-            self.blocks, self.map = blocks, _block_e_step
+            self.blocks, self.homes, self.map = blocks, [None] * len(blocks), _block_e_step
         self.needed = getattr(model, "n_components", 1)
         # Task keys named here rather than hashed from the arguments: cheaper on the client for
         # many blocks, and unique per fit and iteration.
@@ -270,14 +306,16 @@ class _ClusterEStep:
         self.n_passes += 1
         name = f"{self.name}-{self.n_passes}"
         theta = self.client.scatter(params, broadcast=True, hash=False)
-        parts = [dask.delayed(self.map)(self.model_node, block, theta,
-                                             dask_key_name=f"{name}-e-step-{b}")
-                 for b, block in enumerate(self.blocks)]
+        parts = []
+        for b, (block, home) in enumerate(zip(self.blocks, self.homes)):
+            with dask.annotate(**({} if home is None else {"workers": [home], "allow_other_workers": True})):
+                parts.append(dask.delayed(self.map)(self.model_node, block, theta,
+                                                    dask_key_name=f"{name}-e-step-{b}"))
         return self.client.compute(_tree_sum(parts, f"{name}-sum")).result()
 
     def release(self):
         """Let the cluster forget the persisted blocks."""
-        self.blocks = []
+        self.blocks, self.homes = [], []
 
 
 def lazy_sample(model, params, n: int, *, seed: int, chunk_size: int = 100_000) -> "da.Array":

@@ -108,6 +108,31 @@ def test_unknown_chunk_sizes_persisted_blocks_and_bags(client):
     _assert_same_fit(ed.em(model, bag, init, client=client, max_iter=6, tol=0), ref)
 
 
+def _e_steps_per_worker(client) -> list[int]:
+    """How many E-step tasks each worker has run since its log was last cleared; clears it."""
+    def count(dask_worker):
+        log = dask_worker.state.stimulus_log
+        n = sum(1 for event in log
+                if type(event).__name__ == "ComputeTaskEvent" and "-e-step-" in str(event.key))
+        log.clear()
+        return n
+    return sorted(client.run(count).values())
+
+
+def test_persisted_blocks_are_shared_evenly_and_each_iteration_runs_where_they_live(client):
+    # 10 blocks of 30 rows on 2 workers: 5 each, and every iteration's map runs on the worker
+    # holding its block, so the two workers do equal work at every iteration.
+    X = _data(seed=6)
+    model, init = _model_and_init("full", X)
+    dX = da.from_array(X, chunks=(30, 2))
+    _e_steps_per_worker(client)
+    iterations = 4
+    fit = ed.em(model, dX, init, client=client, max_iter=iterations, tol=0, persist=True)
+    _assert_same_fit(fit, emlib.em(model, X, init, max_iter=iterations, tol=0))
+    passes = iterations + 1  # the log-likelihood at the last parameters takes one more pass
+    assert _e_steps_per_worker(client) == [5 * passes, 5 * passes]
+
+
 def test_columns_split_across_chunks_are_joined(client):
     X = _data(seed=5)
     model, init = _model_and_init("full", X)
