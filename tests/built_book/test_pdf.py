@@ -113,3 +113,16 @@ def test_nothing_runs_off_the_page():
                                             log.read_text(errors="replace"))]
     wide = [w for w in widths if w > 4.0]
     assert not wide, f"{len(wide)} lines run off the page by up to {max(wide):.0f} pt (see {log.name})"
+
+
+def test_every_reference_resolves(pdf_text):
+    """No "??" where a number should be: LaTeX reports no undefined reference, and the text has none."""
+    log = PDF.with_suffix(".log")
+    require(log.exists(), f"no LaTeX log at {log}: run `make pdf` first")
+    text = log.read_text(errors="replace")
+    # TeX folds its log at 79 characters, so a warning may continue on the next line
+    undefined = re.findall(r"Reference `([^']+)' on page \d+\s*undefined", text.replace("\n", ""))
+    assert not undefined and "There were undefined references" not in text, \
+        f"undefined references in the PDF: {sorted(set(undefined))}"
+    unresolved = [line.strip()[:100] for line in pdf_text.splitlines() if "??" in line]
+    assert not unresolved, f"unresolved references printed as ?? in the PDF: {unresolved[:10]}"
