@@ -263,7 +263,7 @@ class _ClusterEStep:
     def __init__(self, model, client, blocks: list, *, persist: bool):
         self.model = model
         self.client = client
-        if persist:  # held by the workers, in equal shares: checked once, not at every pass
+        if persist:  # held by the workers in even shares: checked once, not at every pass
             self.blocks, self.homes = _persist_evenly(
                 client, [dask.delayed(_check_block)(model, b) for b in blocks])
             self.map = _checked_block_e_step
@@ -308,7 +308,8 @@ class _ClusterEStep:
         theta = self.client.scatter(params, broadcast=True, hash=False)
         parts = []
         for b, (block, home) in enumerate(zip(self.blocks, self.homes)):
-            with dask.annotate(**({} if home is None else {"workers": [home], "allow_other_workers": True})):
+            preference = {} if home is None else {"workers": [home], "allow_other_workers": True}
+            with dask.annotate(**preference):
                 parts.append(dask.delayed(self.map)(self.model_node, block, theta,
                                                     dask_key_name=f"{name}-e-step-{b}"))
         return self.client.compute(_tree_sum(parts, f"{name}-sum")).result()
